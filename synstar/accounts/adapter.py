@@ -1,0 +1,14 @@
+from allauth.account.adapter import DefaultAccountAdapter
+from django.db import transaction
+
+from synstar.accounts.services import user_signup_complete
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    def save_user(self, request, user, form, commit=True):
+        user = super().save_user(request, user, form, commit=False)
+        if commit:
+            with transaction.atomic():
+                user.save()
+                user_signup_complete(user=user)
+        return user

@@ -1,0 +1,20 @@
+from django.urls import reverse
+
+# The console's navigation. Sections are added here as their pages land.
+NAVIGATION = [
+    ("dashboard", "Dashboard", "console:dashboard"),
+    ("settings", "Settings", "console:settings"),
+]
+
+
+def console(request):
+    if not request.path.startswith(("/admin", "/api")):
+        active = getattr(request, "resolver_match", None)
+        current = active.url_name if active else ""
+        return {
+            "console_nav": [
+                {"key": key, "label": label, "url": reverse(name), "active": name.endswith(f":{current}")}
+                for key, label, name in NAVIGATION
+            ]
+        }
+    return {}

@@ -1,0 +1,16 @@
+from django import forms
+from django_countries.fields import LazyTypedChoiceField
+from django_countries import countries
+
+
+class SignupExtraForm(forms.Form):
+    """Extra signup fields (allauth ACCOUNT_SIGNUP_FORM_CLASS)."""
+
+    country = LazyTypedChoiceField(
+        choices=[("", "Select your country")] + list(countries),
+        help_text="Decides which payment methods and offers are available to you.",
+    )
+
+    def signup(self, request, user) -> None:
+        user.country = self.cleaned_data["country"]
+        user.save(update_fields=["country"])

@@ -1,0 +1,89 @@
+from django.conf import settings
+from django.contrib.auth.base_user import BaseUserManager
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models.functions import Lower
+from django_countries.fields import CountryField
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra):
+        extra["is_staff"] = True
+        extra["is_superuser"] = True
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractUser):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        UNDER_REVIEW = "under_review", "Under review"
+        SUSPENDED = "suspended", "Suspended"
+
+    class ReviewReason(models.TextChoices):
+        NONE = "", "—"
+        PAYMENT = "payment", "Payment"
+        RISK = "risk", "Risk"
+        COMPLIANCE = "compliance", "Compliance"
+
+    username = None
+    email = models.EmailField("email address", unique=True)
+    country = CountryField(blank=True, help_text="Decides the payment methods and code regions offered.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    review_reason = models.CharField(max_length=16, choices=ReviewReason.choices, blank=True, default="")
+    status_note = models.TextField(blank=True, default="", help_text="Why the account has this status.")
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = UserManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+            # Under review always says why (payment, risk or compliance); other statuses never do.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(status="under_review") & ~models.Q(review_reason="")
+                    | ~models.Q(status="under_review") & models.Q(review_reason="")
+                ),
+                name="accounts_user_review_reason_iff_under_review",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class UserStatusChange(models.Model):
+    """Who changed an account's status, when, and why. Append-only."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="status_changes")
+    old_status = models.CharField(max_length=16, choices=User.Status.choices)
+    new_status = models.CharField(max_length=16, choices=User.Status.choices)
+    review_reason = models.CharField(max_length=16, choices=User.ReviewReason.choices, blank=True)
+    note = models.TextField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.old_status} -> {self.new_status}"

@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from synstar import views as shell
+from synstar.accounts import views as account_views
+from wallet import views as wallet_views
+from wallet.urls import api_urlpatterns as wallet_api
+
+console_patterns = [
+    path("", wallet_views.dashboard, name="dashboard"),
+    path("settings/", account_views.settings_page, name="settings"),
+]
+
+api_v1 = [*wallet_api]
+
+urlpatterns = [
+    path("", include((console_patterns, "console"))),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("healthz", shell.healthz, name="healthz"),
+    # Unknown API paths answer in the one error shape, whatever DEBUG says.
+    re_path(r"^(api|v1|webhooks)/", shell.not_found),
+]
+
+handler404 = "synstar.views.not_found"
+handler500 = "synstar.views.server_error"

@@ -1,0 +1,26 @@
+"""Shell views: health, and error pages that answer JSON to API clients in the one error shape."""
+
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from synstar.errors import NotFound, SynstarError, json_error
+
+API_PREFIXES = ("/api/", "/v1/", "/webhooks/")
+
+
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def not_found(request, exception=None):
+    if request.path.startswith(API_PREFIXES):
+        return json_error(NotFound(f"No such endpoint: {request.path}"))
+    return render(request, "404.html", status=404)
+
+
+def server_error(request):
+    if request.path.startswith(API_PREFIXES):
+        error = SynstarError("Something went wrong on our side; it has been logged.", code="internal_error")
+        error.status, error.type = 500, "api_error"
+        return json_error(error)
+    return render(request, "500.html", status=500)

@@ -1,0 +1,92 @@
+import os
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.conf import settings
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM calls from the same thread
+# are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ledger_broken: the test breaks the ledger on purpose; skip the check")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _real_postgresql():
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if engine != "django.db.backends.postgresql":
+        pytest.exit(
+            f"The suite runs on real PostgreSQL (got {engine}). Use `make test`, or set "
+            "DATABASE_URL=postgres://postgres@127.0.0.1:5432/synstar.",
+            returncode=2,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_system_account_cache():
+    """System accounts are never deleted in production; tests roll them back, so forget their ids."""
+    from wallet import services
+
+    services._system_account_ids.clear()
+    yield
+    services._system_account_ids.clear()
+
+
+@pytest.fixture(autouse=True)
+def _check_ledger_after_each_test(request):
+    """check_ledger after every scenario that touched the database."""
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = marker is not None or {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    yield
+    if not uses_db or request.node.get_closest_marker("ledger_broken"):
+        return
+    from wallet.selectors import ledger_problems
+
+    problems = ledger_problems()
+    assert problems == [], "check_ledger failed after the test:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def make_user(db) -> Callable:
+    from tests.factories import make_user as factory
+
+    return factory
+
+
+@pytest.fixture
+def admin_user(db):
+    from tests.factories import make_user
+
+    return make_user(email="root@example.com", is_staff=True)
+
+
+def run_concurrently(fn: Callable, args_list: list, *, timeout: float = 120) -> tuple[list, list]:
+    """Run fn(*args) for each args in its own thread, all released at once; (results, errors)."""
+    from django.db import connection
+
+    barrier = threading.Barrier(len(args_list))
+    results, errors = [], []
+    lock = threading.Lock()
+
+    def work(args):
+        try:
+            barrier.wait()
+            value = fn(*args)
+            with lock:
+                results.append(value)
+        except Exception as exc:  # noqa: BLE001 - the test inspects what failed
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(a,)) for a in args_list]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "threads did not finish"
+    return results, errors

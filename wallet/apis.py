@@ -1,0 +1,24 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from synstar.api import MoneyField
+from wallet.selectors import wallet_statistics
+
+
+class WalletApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        currency = serializers.CharField(default="USD")
+        balance = MoneyField(help_text="Credits on the account, including frozen ones; negative when in debt.")
+        held = MoneyField(help_text="Frozen by requests pending reconciliation.")
+        available = MoneyField(help_text="balance - held: what new requests can use.")
+        consumption = MoneyField(source="consumed", help_text="Total charged for usage, all time.")
+        request_count = serializers.IntegerField()
+        in_debt = serializers.BooleanField()
+        debt = MoneyField()
+
+    @extend_schema(operation_id="wallet_retrieve", responses=OutputSerializer, summary="Wallet statistics")
+    def get(self, request):
+        stats = wallet_statistics(user=request.user)
+        return Response(self.OutputSerializer(stats).data)

@@ -1,0 +1,138 @@
+"""Reads of the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from wallet.models import Account, Entry, Hold, Transaction
+
+
+@dataclass(frozen=True)
+class WalletStatistics:
+    balance: int
+    held: int
+    available: int
+    consumed: int
+    request_count: int
+
+    @property
+    def debt(self) -> int:
+        return max(0, -self.balance)
+
+    @property
+    def in_debt(self) -> bool:
+        return self.balance < 0
+
+
+def wallet_statistics(*, user) -> WalletStatistics:
+    """Balance, frozen, available, consumption and request count: one row read, no sums over history."""
+    row = (
+        Account.objects.filter(user=user, kind=Account.Kind.MAIN)
+        .values("balance", "held", "consumed", "request_count")
+        .first()
+    ) or {"balance": 0, "held": 0, "consumed": 0, "request_count": 0}
+    return WalletStatistics(available=row["balance"] - row["held"], **row)
+
+
+@dataclass(frozen=True)
+class ActivityRow:
+    transaction_id: int
+    kind: str
+    kind_label: str
+    description: str
+    amount: int
+    created_at: object
+
+
+def wallet_activity(*, user, limit: int = 10) -> list[ActivityRow]:
+    """The latest postings on the user's main account (index-backed: account, -id)."""
+    entries = (
+        Entry.objects.filter(account__user=user, account__kind=Account.Kind.MAIN)
+        .select_related("transaction")
+        .order_by("-id")[:limit]
+    )
+    return [
+        ActivityRow(
+            transaction_id=e.transaction_id,
+            kind=e.transaction.kind,
+            kind_label=e.transaction.get_kind_display(),
+            description=e.transaction.description,
+            amount=e.amount,
+            created_at=e.transaction.created_at,
+        )
+        for e in entries
+    ]
+
+
+def user_balances(*, user_ids) -> dict[int, int]:
+    return dict(
+        Account.objects.filter(user_id__in=user_ids, kind=Account.Kind.MAIN).values_list("user_id", "balance")
+    )
+
+
+def ledger_problems(*, limit: int = 100) -> list[str]:
+    """Every broken ledger invariant, as sentences (empty when the ledger is sound).
+
+    1. every transaction has two or more entries summing to zero;
+    2. every user account's cached balance equals the sum of its entries;
+    3. every account's `held` equals the sum of its open holds;
+    4. no account is below zero, except a main account whose debt came from settlement.
+    """
+    problems: list[str] = []
+
+    unbalanced = (
+        Entry.objects.values("transaction_id")
+        .annotate(total=Sum("amount"), n=Count("id"))
+        .filter(~Q(total=0) | Q(n__lt=2))
+        .order_by("transaction_id")[:limit]
+    )
+    problems += [
+        f"transaction {row['transaction_id']} does not balance: {row['n']} entries summing to {row['total']}"
+        for row in unbalanced
+    ]
+    empty = Transaction.objects.filter(entries__isnull=True).values_list("pk", flat=True)[:limit]
+    problems += [f"transaction {pk} has no entries" for pk in empty]
+
+    entry_sum = (
+        Entry.objects.filter(account=OuterRef("pk")).values("account").annotate(s=Sum("amount")).values("s")
+    )
+    open_holds = (
+        Hold.objects.filter(account=OuterRef("pk"), status=Hold.Status.OPEN)
+        .values("account")
+        .annotate(s=Sum("amount"))
+        .values("s")
+    )
+    accounts = Account.objects.exclude(kind=Account.Kind.SYSTEM).annotate(
+        entries_total=Coalesce(Subquery(entry_sum, output_field=IntegerField()), Value(0)),
+        holds_total=Coalesce(Subquery(open_holds, output_field=IntegerField()), Value(0)),
+    )
+    for account in accounts.filter(~Q(balance=F("entries_total")) | ~Q(held=F("holds_total")))[:limit]:
+        if account.balance != account.entries_total:
+            problems.append(
+                f"account {account.code}: cached balance {account.balance} != sum of entries {account.entries_total}"
+            )
+        if account.held != account.holds_total:
+            problems.append(f"account {account.code}: held {account.held} != sum of open holds {account.holds_total}")
+
+    for account in Account.objects.filter(balance__lt=0).exclude(kind=Account.Kind.SYSTEM)[:limit]:
+        problem = _debt_problem(account)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _debt_problem(account: Account) -> str | None:
+    """Replay the account's entries: every step that ends below zero and lowers it must be a settlement."""
+    if account.kind != Account.Kind.MAIN:
+        return f"account {account.code} is below zero ({account.balance}) and only main accounts may owe"
+    running = 0
+    for entry_id, amount, kind in (
+        Entry.objects.filter(account=account).order_by("id").values_list("id", "amount", "transaction__kind")
+    ):
+        running += amount
+        if amount < 0 and running < 0 and kind != Transaction.Kind.SETTLEMENT:
+            return f"account {account.code} went below zero ({running}) through a {kind} posting (entry {entry_id})"
+    return None

@@ -1,0 +1,334 @@
+"""Writes to the ledger. Every change of credit goes through `_post`; holds through hold_*.
+
+Conventions: amounts are integer nanos; a positive entry credits the account. User accounts are changed
+by one conditional UPDATE each, in primary-key order; a posting that would take spendable credit below
+zero changes nothing and raises InsufficientBalance. An idempotency key already used returns the first
+transaction and changes nothing (or raises IdempotencyConflict if it was used for something else).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from synstar.db import atomic_with_retry
+from synstar.errors import AccountInDebt, Conflict, InsufficientBalance, InvalidRequest, NotFound
+from synstar.money import format_usd, parse_usd
+from wallet.models import Account, Entry, Hold, SystemAccount, Transaction
+
+logger = logging.getLogger(__name__)
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_key_reused"
+    default_message = "This idempotency key was already used for a different operation."
+
+
+class HoldClosed(Conflict):
+    code = "hold_closed"
+    default_message = "This hold is already closed."
+
+
+# --- accounts -------------------------------------------------------------------------------------
+
+_system_account_ids: dict[str, int] = {}
+
+
+def system_account_id(code: SystemAccount | str) -> int:
+    """Primary key of a system account, created on first use and remembered per process."""
+    code = str(code)
+    if code in _system_account_ids:
+        return _system_account_ids[code]
+    SystemAccount(code)  # raises ValueError for an unknown code
+    account, _ = _get_or_create_account(code=f"system:{code}", kind=Account.Kind.SYSTEM, user=None)
+    # Remember it only once it is committed: a row created in a transaction that rolls back is gone.
+    transaction.on_commit(lambda: _system_account_ids.__setitem__(code, account.pk))
+    return account.pk
+
+
+def _get_or_create_account(*, code: str, kind: str, user) -> tuple[Account, bool]:
+    try:
+        return Account.objects.get(code=code), False
+    except Account.DoesNotExist:
+        try:
+            with transaction.atomic():
+                return Account.objects.create(code=code, kind=kind, user=user), True
+        except IntegrityError:
+            return Account.objects.get(code=code), False
+
+
+def user_accounts_open(*, user) -> tuple[Account, Account]:
+    """The user's main and referral accounts, created if missing (safe to call concurrently)."""
+    main, _ = _get_or_create_account(code=f"user:{user.pk}:main", kind=Account.Kind.MAIN, user=user)
+    referral, _ = _get_or_create_account(code=f"user:{user.pk}:referral", kind=Account.Kind.REFERRAL, user=user)
+    return main, referral
+
+
+def main_account(*, user) -> Account:
+    return user_accounts_open(user=user)[0]
+
+
+def referral_account(*, user) -> Account:
+    return user_accounts_open(user=user)[1]
+
+
+# --- postings -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    account_id: int
+    amount: int
+
+
+def _post(
+    *,
+    kind: str,
+    idempotency_key: str,
+    lines: Iterable[Line],
+    description: str = "",
+    reason: str = "",
+    actor=None,
+    allow_debt: bool = False,
+) -> Transaction:
+    """Write one balanced posting and update cached balances, or return the earlier one for this key.
+
+    Must run inside a transaction. `allow_debt` lets user accounts go below zero (settlement only).
+    """
+    assert transaction.get_connection().in_atomic_block, "_post must run inside a transaction"
+    if not idempotency_key or len(idempotency_key) > 200:
+        raise InvalidRequest("An idempotency key of 1-200 characters is required.", code="invalid_idempotency_key")
+    merged: dict[int, int] = defaultdict(int)
+    for line in lines:
+        merged[line.account_id] += line.amount
+    merged = {account_id: amount for account_id, amount in merged.items() if amount != 0}
+    if len(merged) < 2 or sum(merged.values()) != 0:
+        raise ValueError(f"A posting needs two or more non-zero lines summing to zero, got {merged}")
+
+    try:
+        with transaction.atomic():
+            txn = Transaction.objects.create(
+                kind=kind, idempotency_key=idempotency_key, description=description[:255], reason=reason, actor=actor
+            )
+    except IntegrityError:
+        existing = Transaction.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:  # the IntegrityError was not the key: re-raise it
+            raise
+        earlier = {e.account_id: e.amount for e in existing.entries.all()}
+        if existing.kind != kind or earlier != merged:
+            raise IdempotencyConflict() from None
+        existing.replayed = True
+        return existing
+
+    accounts = {a.pk: a for a in Account.objects.filter(pk__in=merged).only("pk", "kind")}
+    # Fixed lock order: user accounts by primary key. System accounts have no cached row to update.
+    for account_id in sorted(merged):
+        account = accounts[account_id]
+        if account.kind == Account.Kind.SYSTEM:
+            continue
+        amount = merged[account_id]
+        rows = Account.objects.filter(pk=account_id)
+        if amount < 0 and not allow_debt:
+            rows = rows.filter(balance__gte=F("held") - amount)
+        if rows.update(balance=F("balance") + amount) != 1:
+            raise _refusal(account_id=account_id, amount=-amount)
+    Entry.objects.bulk_create(
+        [Entry(transaction=txn, account_id=account_id, amount=amount) for account_id, amount in merged.items()]
+    )
+    txn.replayed = False
+    return txn
+
+
+def _refusal(*, account_id: int, amount: int) -> InsufficientBalance | AccountInDebt:
+    account = Account.objects.only("balance", "held").get(pk=account_id)
+    available = format_usd(account.available, places=None)
+    if account.balance < 0:
+        return AccountInDebt(
+            f"The account owes ${format_usd(-account.balance, places=None)}; top up to repay it first.",
+            available=available,
+        )
+    return InsufficientBalance(
+        f"Available balance ${available} is less than ${format_usd(amount, places=None)}.",
+        available=available,
+    )
+
+
+@atomic_with_retry
+def credit_create(
+    *, user, amount: int, source: SystemAccount, kind: str, idempotency_key: str, description: str = ""
+) -> Transaction:
+    """Move `amount` from a system source into the user's main account."""
+    _require_positive(amount)
+    account = main_account(user=user)
+    return _post(
+        kind=kind,
+        idempotency_key=idempotency_key,
+        description=description,
+        lines=[Line(system_account_id(source), -amount), Line(account.pk, amount)],
+    )
+
+
+@atomic_with_retry
+def debit_create(
+    *, user, amount: int, sink: SystemAccount, kind: str, idempotency_key: str, description: str = ""
+) -> Transaction:
+    """Move `amount` from the user's available credit to a system account; refused if not available."""
+    _require_positive(amount)
+    account = main_account(user=user)
+    return _post(
+        kind=kind,
+        idempotency_key=idempotency_key,
+        description=description,
+        lines=[Line(account.pk, -amount), Line(system_account_id(sink), amount)],
+    )
+
+
+def grant_issue(
+    *, user, amount: int, idempotency_key: str, source: SystemAccount = SystemAccount.PROMOTIONS, description: str = ""
+) -> Transaction:
+    return credit_create(
+        user=user,
+        amount=amount,
+        source=source,
+        kind=Transaction.Kind.GRANT,
+        idempotency_key=idempotency_key,
+        description=description or "Promotional credit",
+    )
+
+
+def signup_grant_issue(*, user) -> Transaction | None:
+    """The one-time signup grant (SIGNUP_GRANT_USD; zero disables it). Safe to call more than once."""
+    amount = parse_usd(settings.SIGNUP_GRANT_USD, allow_zero=True, field="SIGNUP_GRANT_USD")
+    if amount == 0:
+        user_accounts_open(user=user)
+        return None
+    return credit_create(
+        user=user,
+        amount=amount,
+        source=SystemAccount.SIGNUP_GRANTS,
+        kind=Transaction.Kind.SIGNUP_GRANT,
+        idempotency_key=f"signup-grant:{user.pk}",
+        description="Welcome credit",
+    )
+
+
+@atomic_with_retry
+def adjustment_create(*, user, amount: int, reason: str, actor, idempotency_key: str) -> Transaction:
+    """A manual balance adjustment by an admin (positive credits, negative debits), with who and why.
+
+    A negative adjustment may not take the available balance below zero.
+    """
+    if amount == 0:
+        raise InvalidRequest("The adjustment amount must not be zero.", code="invalid_amount")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRequest("A manual adjustment needs a reason.", code="reason_required")
+    if actor is None or not getattr(actor, "is_staff", False):
+        raise InvalidRequest("A manual adjustment needs the staff member who made it.", code="actor_required")
+    account = main_account(user=user)
+    return _post(
+        kind=Transaction.Kind.ADJUSTMENT,
+        idempotency_key=idempotency_key,
+        description=f"Adjustment by {actor.email}",
+        reason=reason,
+        actor=actor,
+        lines=[Line(system_account_id(SystemAccount.ADJUSTMENTS), -amount), Line(account.pk, amount)],
+    )
+
+
+def _require_positive(amount: int) -> None:
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidRequest("The amount must be a positive number of nanos.", code="invalid_amount")
+
+
+# --- holds ----------------------------------------------------------------------------------------
+
+DEFAULT_HOLD_TTL = timedelta(minutes=10)
+
+
+@atomic_with_retry
+def hold_place(*, account_id: int, amount: int, expires_at: datetime | None = None) -> Hold:
+    """Freeze `amount` on a main account: one conditional UPDATE, then the hold row.
+
+    Refused (InsufficientBalance, or AccountInDebt when the balance is negative) unless
+    balance - held >= amount in the same statement that raises `held`.
+    """
+    if not isinstance(amount, int) or amount < 0:
+        raise InvalidRequest("A hold amount must be zero or more nanos.", code="invalid_amount")
+    updated = Account.objects.filter(pk=account_id, kind=Account.Kind.MAIN, balance__gte=F("held") + amount).update(
+        held=F("held") + amount
+    )
+    if updated != 1:
+        if not Account.objects.filter(pk=account_id, kind=Account.Kind.MAIN).exists():
+            raise NotFound("No such account.", code="account_not_found")
+        raise _refusal(account_id=account_id, amount=amount)
+    return Hold.objects.create(
+        account_id=account_id, amount=amount, expires_at=expires_at or timezone.now() + DEFAULT_HOLD_TTL
+    )
+
+
+@atomic_with_retry
+def hold_settle(*, hold_id: int, amount: int) -> Hold:
+    """Charge the real cost of a held request and lift its hold, exactly once.
+
+    The charge may exceed the hold (the account may go into debt). A hold the sweeper already expired
+    is still settled (its frozen credit was already lifted). Settling twice returns the first result;
+    settling a hold released without charge raises HoldClosed.
+    """
+    if not isinstance(amount, int) or amount < 0:
+        raise InvalidRequest("A settlement amount must be zero or more nanos.", code="invalid_amount")
+    now = timezone.now()
+    hold = Hold.objects.select_for_update().filter(pk=hold_id).first()
+    if hold is None:
+        raise NotFound("No such hold.", code="hold_not_found")
+    if hold.status == Hold.Status.SETTLED:
+        return hold
+    if hold.status == Hold.Status.RELEASED:
+        raise HoldClosed("This hold was released without charge and cannot be settled.")
+    lift = hold.amount if hold.status == Hold.Status.OPEN else 0
+    Account.objects.filter(pk=hold.account_id).update(
+        held=F("held") - lift,
+        consumed=F("consumed") + amount,
+        request_count=F("request_count") + 1,
+    )
+    txn = None
+    if amount > 0:
+        txn = _post(
+            kind=Transaction.Kind.SETTLEMENT,
+            idempotency_key=f"hold-settle:{hold.pk}",
+            description="Usage",
+            lines=[Line(hold.account_id, -amount), Line(system_account_id(SystemAccount.REVENUE), amount)],
+            allow_debt=True,
+        )
+    hold.status = Hold.Status.SETTLED
+    hold.settled_amount = amount
+    hold.settlement = txn
+    hold.closed_at = now
+    hold.save(update_fields=["status", "settled_amount", "settlement", "closed_at"])
+    return hold
+
+
+@atomic_with_retry
+def hold_release(*, hold_id: int, expired: bool = False) -> Hold:
+    """Lift a hold with no charge (upstream failure, or the sweeper when `expired`). Exactly once."""
+    target = Hold.Status.EXPIRED if expired else Hold.Status.RELEASED
+    hold = Hold.objects.select_for_update().filter(pk=hold_id).first()
+    if hold is None:
+        raise NotFound("No such hold.", code="hold_not_found")
+    if hold.status != Hold.Status.OPEN:
+        if hold.status == target or (hold.status == Hold.Status.EXPIRED and not expired):
+            return hold
+        raise HoldClosed(f"This hold is already {hold.status}.")
+    Account.objects.filter(pk=hold.account_id).update(held=F("held") - hold.amount)
+    hold.status = target
+    hold.closed_at = timezone.now()
+    hold.save(update_fields=["status", "closed_at"])
+    return hold

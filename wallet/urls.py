@@ -1,0 +1,7 @@
+from django.urls import path
+
+from wallet import apis
+
+api_urlpatterns = [
+    path("wallet", apis.WalletApi.as_view(), name="wallet"),
+]
