@@ -12,6 +12,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "ledger_broken: the test breaks the ledger on purpose; skip the check")
+    # Tests create thousands of users; PBKDF2 would dominate the run. Passwords are not under test here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,175 @@
+"""A stateful model of the ledger (hypothesis): random sequences of credits, debits, adjustments, holds,
+settlements, releases, expiries and replayed idempotency keys, checked against a plain Python model
+after every step, with check_ledger's invariants. Grow it as features add postings."""
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule, run_state_machine_as_test
+
+from synstar.errors import AccountInDebt, InsufficientBalance
+from tests.factories import make_user
+from wallet.models import SystemAccount
+from wallet.selectors import ledger_problems, wallet_statistics
+from wallet.services import (
+    HoldClosed,
+    adjustment_create,
+    credit_create,
+    debit_create,
+    hold_place,
+    hold_release,
+    hold_settle,
+    main_account,
+)
+
+pytestmark = pytest.mark.django_db
+
+GRANT = 500_000_000
+amounts = st.integers(min_value=1, max_value=5_000_000_000)
+small = st.integers(min_value=0, max_value=2_000_000_000)
+_keys = itertools.count()
+
+
+class LedgerModel(RuleBasedStateMachine):
+    holds = Bundle("holds")
+    closed_holds = Bundle("closed_holds")
+    credit_keys = Bundle("credit_keys")
+
+    def __init__(self):
+        super().__init__()
+        self.admin = make_user(is_staff=True)
+        self.users = [make_user() for _ in range(2)]
+        self.balance = {u.pk: GRANT for u in self.users}
+        self.held = {u.pk: 0 for u in self.users}
+        self.consumed = {u.pk: 0 for u in self.users}
+        self.requests = {u.pk: 0 for u in self.users}
+        self.hold_state = {}  # hold id -> (user pk, amount, status, settled amount)
+
+    def available(self, pk):
+        return self.balance[pk] - self.held[pk]
+
+    @rule(target=credit_keys, who=st.integers(0, 1), amount=amounts)
+    def credit(self, who, amount):
+        user = self.users[who]
+        key = f"credit:{next(_keys)}"
+        credit_create(user=user, amount=amount, source=SystemAccount.PROMOTIONS, kind="grant", idempotency_key=key)
+        self.balance[user.pk] += amount
+        return (who, amount, key)
+
+    @rule(entry=credit_keys)
+    def replay_credit(self, entry):
+        who, amount, key = entry
+        txn = credit_create(
+            user=self.users[who], amount=amount, source=SystemAccount.PROMOTIONS, kind="grant", idempotency_key=key
+        )
+        assert txn.replayed
+
+    @rule(who=st.integers(0, 1), amount=amounts)
+    def debit(self, who, amount):
+        user = self.users[who]
+        try:
+            debit_create(user=user, amount=amount, sink=SystemAccount.REVENUE, kind="debit", idempotency_key=f"d:{next(_keys)}")
+        except (InsufficientBalance, AccountInDebt) as exc:
+            assert amount > self.available(user.pk)
+            assert isinstance(exc, AccountInDebt) == (self.balance[user.pk] < 0)
+        else:
+            assert amount <= self.available(user.pk)
+            self.balance[user.pk] -= amount
+
+    @rule(who=st.integers(0, 1), amount=st.integers(-3_000_000_000, 3_000_000_000).filter(bool))
+    def adjust(self, who, amount):
+        user = self.users[who]
+        try:
+            adjustment_create(user=user, amount=amount, reason="model", actor=self.admin, idempotency_key=f"a:{next(_keys)}")
+        except (InsufficientBalance, AccountInDebt) as exc:
+            assert amount < 0 and -amount > self.available(user.pk)
+            assert isinstance(exc, AccountInDebt) == (self.balance[user.pk] < 0)
+        else:
+            self.balance[user.pk] += amount
+
+    @rule(target=holds, who=st.integers(0, 1), amount=small)
+    def hold(self, who, amount):
+        user = self.users[who]
+        try:
+            hold = hold_place(account_id=main_account(user=user).pk, amount=amount)
+        except (InsufficientBalance, AccountInDebt) as exc:
+            assert amount > self.available(user.pk)
+            assert isinstance(exc, AccountInDebt) == (self.balance[user.pk] < 0)
+            return None
+        assert amount <= self.available(user.pk)
+        self.held[user.pk] += amount
+        self.hold_state[hold.pk] = (user.pk, amount, "open", None)
+        return hold.pk
+
+    @rule(target=closed_holds, hold_id=consumes(holds), cost=small)
+    def settle(self, hold_id, cost):
+        if hold_id is None:
+            return None
+        pk, amount, status, _ = self.hold_state[hold_id]
+        hold_settle(hold_id=hold_id, amount=cost)
+        if status == "open":
+            self.held[pk] -= amount
+        self.balance[pk] -= cost
+        self.consumed[pk] += cost
+        self.requests[pk] += 1
+        self.hold_state[hold_id] = (pk, amount, "settled", cost)
+        return hold_id
+
+    @rule(target=closed_holds, hold_id=consumes(holds), expired=st.booleans())
+    def release(self, hold_id, expired):
+        if hold_id is None:
+            return None
+        pk, amount, _, _ = self.hold_state[hold_id]
+        hold_release(hold_id=hold_id, expired=expired)
+        self.held[pk] -= amount
+        self.hold_state[hold_id] = (pk, amount, "expired" if expired else "released", None)
+        return hold_id
+
+    @rule(hold_id=closed_holds, cost=small)
+    def close_again(self, hold_id, cost):
+        """Retries of a closed hold change nothing (an expired hold settles once, late)."""
+        if hold_id is None:
+            return
+        pk, amount, status, settled = self.hold_state[hold_id]
+        if status == "expired":
+            hold_settle(hold_id=hold_id, amount=cost)
+            self.balance[pk] -= cost
+            self.consumed[pk] += cost
+            self.requests[pk] += 1
+            self.hold_state[hold_id] = (pk, amount, "settled", cost)
+        elif status == "settled":
+            assert hold_settle(hold_id=hold_id, amount=cost).settled_amount == settled
+        else:
+            with pytest.raises(HoldClosed):
+                hold_settle(hold_id=hold_id, amount=cost)
+
+    @invariant()
+    def matches_model(self):
+        for user in self.users:
+            s = wallet_statistics(user=user)
+            assert (s.balance, s.held, s.consumed, s.request_count) == (
+                self.balance[user.pk],
+                self.held[user.pk],
+                self.consumed[user.pk],
+                self.requests[user.pk],
+            )
+            assert s.available == s.balance - s.held
+            assert s.held >= 0
+
+    @invariant()
+    def ledger_is_sound(self):
+        assert ledger_problems() == []
+
+
+def test_ledger_matches_a_simple_model():
+    run_state_machine_as_test(
+        LedgerModel,
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        ),
+    )
