@@ -28,6 +28,14 @@ def _real_postgresql():
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Rate limits (allauth's, ours) live in the cache; each test starts with none used."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_system_account_cache():
     """System accounts are never deleted in production; tests roll them back, so forget their ids."""
     from wallet import services

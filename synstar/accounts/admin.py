@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm as BaseUserChangeForm
 from django.db.models import OuterRef, Subquery
 
 from synstar.accounts.models import User, UserStatusChange
@@ -11,7 +12,7 @@ from wallet.admin import adjust_balance_action
 from wallet.models import Account
 
 
-class UserChangeForm(forms.ModelForm):
+class UserChangeForm(BaseUserChangeForm):
     status_change_note = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -19,7 +20,7 @@ class UserChangeForm(forms.ModelForm):
         help_text="Required when you change the status or review reason; recorded with your name.",
     )
 
-    class Meta:
+    class Meta(BaseUserChangeForm.Meta):
         model = User
         fields = "__all__"
 
@@ -31,6 +32,12 @@ class UserChangeForm(forms.ModelForm):
             if data.get("status") == User.Status.UNDER_REVIEW and not data.get("review_reason"):
                 self.add_error("review_reason", "Under review needs a reason: payment, risk or compliance.")
         return data
+
+
+class UserCreationForm(AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ("email", "country")
 
 
 class StatusChangeInline(admin.TabularInline):
@@ -48,6 +55,7 @@ class StatusChangeInline(admin.TabularInline):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     form = UserChangeForm
+    add_form = UserCreationForm
     ordering = ["-date_joined"]
     list_display = ["email", "country", "status", "review_reason", "balance_display", "is_staff", "date_joined"]
     list_filter = ["status", "review_reason", "is_staff", "country"]
@@ -63,7 +71,10 @@ class UserAdmin(BaseUserAdmin):
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "country", "password1", "password2")}),)
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "country", "usable_password", "password1", "password2")}),)
+
+    def get_inline_instances(self, request, obj=None):
+        return super().get_inline_instances(request, obj) if obj else []
 
     def get_queryset(self, request):
         main = Account.objects.filter(user=OuterRef("pk"), kind=Account.Kind.MAIN)
