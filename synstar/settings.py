@@ -127,6 +127,10 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="SynStar <no-reply@synsta
 # --- Product settings -----------------------------------------------------------------------------
 # Credit granted once to every new account, in USD ("0" disables it).
 SIGNUP_GRANT_USD = env("SIGNUP_GRANT_USD", default="0.50")
+# A hold with no usage report after this long is released by the sweeper (and marked expired).
+METERING_HOLD_TTL_SECONDS = env.int("METERING_HOLD_TTL_SECONDS", default=600)
+# A report not settled after this long (its task was lost) is settled by the sweeper.
+METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default=30)
 # Deadlocks, serialization failures and lock timeouts are retried this many times by ledger services.
 LEDGER_MAX_RETRIES = env.int("LEDGER_MAX_RETRIES", default=5)
 
@@ -142,7 +146,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "billing.auth.ApiTokenAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "synstar.errors.api_exception_handler",
@@ -179,6 +186,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".celery" / "beat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "metering-sweep": {
+        "task": "billing.tasks.metering_sweep_task",
+        "schedule": timedelta(seconds=env.int("METERING_SWEEP_SECONDS", default=15)),
+    },
     "ledger-check": {
         "task": "wallet.tasks.ledger_check",
         "schedule": timedelta(minutes=env.int("LEDGER_CHECK_MINUTES", default=60)),

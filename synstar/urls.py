@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from billing import apis as billing_apis
+from billing.urls import api_urlpatterns as billing_api
 from synstar import views as shell
 from synstar.accounts import views as account_views
 from wallet import views as wallet_views
@@ -12,13 +14,14 @@ console_patterns = [
     path("settings/", account_views.settings_page, name="settings"),
 ]
 
-api_v1 = [*wallet_api]
+api_v1 = [*wallet_api, *billing_api]
 
 urlpatterns = [
     path("", include((console_patterns, "console"))),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
+    path("v1/generation", billing_apis.GenerationApi.as_view(), name="generation"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

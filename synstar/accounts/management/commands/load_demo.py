@@ -2,6 +2,7 @@ from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from billing.demo import catalog_load, grant_discount_group
 from synstar.accounts.models import User
 from synstar.accounts.services import user_create, user_signup_complete
 
@@ -17,6 +18,8 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
+        catalog_load()
+        self.stdout.write("price catalog, tiers and token groups loaded")
         for email, password, country, is_staff in DEMO_USERS:
             user = User.objects.filter(email=email).first()
             if user is None:
@@ -27,4 +30,6 @@ class Command(BaseCommand):
             EmailAddress.objects.update_or_create(
                 user=user, email=email, defaults={"verified": True, "primary": True}
             )
+            if not is_staff:
+                grant_discount_group(user)
         self.stdout.write(self.style.SUCCESS("demo data loaded"))

@@ -1,0 +1,109 @@
+from django.contrib import admin, messages
+
+from billing.models import ApiToken, BillingTier, GatewayKey, Generation, ModelPrice, TierModelRate, TokenGroup
+from billing.services import gateway_key_create
+from synstar.money import format_usd
+from wallet.admin import ReadOnlyAdmin
+
+
+def _usd(nanos):
+    return "—" if nanos is None else f"${format_usd(nanos, places=None, grouping=True)}"
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = ["name", "display_name", "category", "billing_type", "input_usd", "output_usd", "request_usd", "unit_usd", "is_active"]
+    list_filter = ["category", "billing_type", "is_active"]
+    search_fields = ["name", "display_name", "provider"]
+    list_editable = ["is_active"]
+
+    @admin.display(description="Input / M")
+    def input_usd(self, obj):
+        return _usd(obj.input_per_million) if obj.billing_type == "per_token" else ""
+
+    @admin.display(description="Output / M")
+    def output_usd(self, obj):
+        return _usd(obj.output_per_million) if obj.billing_type == "per_token" else ""
+
+    @admin.display(description="Per request")
+    def request_usd(self, obj):
+        return _usd(obj.request_price) if obj.billing_type == "per_request" else ""
+
+    @admin.display(description="Per unit")
+    def unit_usd(self, obj):
+        return f"{_usd(obj.unit_price)} / {obj.get_unit_display()}" if obj.billing_type == "per_unit" else ""
+
+
+class TierModelRateInline(admin.TabularInline):
+    model = TierModelRate
+    extra = 0
+    autocomplete_fields = ["model"]
+
+
+@admin.register(BillingTier)
+class BillingTierAdmin(admin.ModelAdmin):
+    list_display = ["name", "rate", "description"]
+    inlines = [TierModelRateInline]
+
+
+@admin.register(TokenGroup)
+class TokenGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "tier", "is_public", "is_default", "description"]
+    filter_horizontal = ["allowed_users"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "key_prefix", "user", "group", "quota_usd", "used_usd", "held_usd", "is_enabled", "expires_at", "deleted_at"]
+    list_filter = ["is_enabled", "group"]
+    search_fields = ["name", "key_prefix", "user__email"]
+    list_select_related = ["user", "group"]
+    readonly_fields = ["user", "key_prefix", "key_hash", "used", "held", "created_at", "last_used_at", "deleted_at"]
+    fields = ["user", "name", "group", "key_prefix", "key_hash", "quota", "used", "held", "is_enabled", "expires_at",
+              "allowed_models", "allowed_ips", "created_at", "last_used_at", "deleted_at"]
+
+    def has_add_permission(self, request):
+        return False  # tokens are created by users, or with `manage.py create_api_token`
+
+    @admin.display(description="Quota")
+    def quota_usd(self, obj):
+        return "unlimited" if obj.quota is None else _usd(obj.quota)
+
+    @admin.display(description="Used")
+    def used_usd(self, obj):
+        return _usd(obj.used)
+
+    @admin.display(description="Held")
+    def held_usd(self, obj):
+        return _usd(obj.held)
+
+
+@admin.register(GatewayKey)
+class GatewayKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "key_prefix", "is_active", "created_at", "last_used_at"]
+    fields = ["name", "is_active", "key_prefix", "created_at", "last_used_at"]
+    readonly_fields = ["key_prefix", "created_at", "last_used_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        gateway, raw = gateway_key_create(name=obj.name)
+        obj.pk = gateway.pk
+        messages.warning(request, f"Gateway key for {gateway.name} (shown once, store it now): {raw}")
+
+
+@admin.register(Generation)
+class GenerationAdmin(ReadOnlyAdmin):
+    list_display = ["public_id", "created_at", "user", "model", "group_name", "state", "estimated_usd", "final_usd", "charge_basis"]
+    list_filter = ["state", "outcome", "charge_basis"]
+    search_fields = ["public_id", "user__email", "request_id"]
+    list_select_related = ["user", "model"]
+    show_full_result_count = False
+
+    @admin.display(description="Estimate")
+    def estimated_usd(self, obj):
+        return _usd(obj.estimated_cost)
+
+    @admin.display(description="Charged")
+    def final_usd(self, obj):
+        return _usd(obj.final_cost)

@@ -1,0 +1,399 @@
+import csv
+from decimal import Decimal
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.auth import ApiTokenAuthentication, GatewayAuthentication, IsGateway
+from billing.models import Generation, TokenGroup
+from billing.pricing import MAX_TOKENS, MAX_UNITS, Usage
+from billing.selectors import (
+    UsageFilters,
+    generation_for_user,
+    pricing_table,
+    tokens_for_user,
+    usage_records,
+)
+from billing.services import metering_hold, metering_report, token_create, token_delete, token_update
+from synstar.api import MoneyField
+from synstar.errors import InvalidRequest, NotFound
+from synstar.money import format_usd
+from wallet.selectors import wallet_statistics
+
+# --- metering (gateway) ---------------------------------------------------------------------------
+
+
+class GenerationOutputSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    state = serializers.CharField()
+    model = serializers.CharField(source="model.name")
+    endpoint = serializers.CharField()
+    token = serializers.SerializerMethodField()
+    group = serializers.CharField(source="group_name")
+    rate = serializers.DecimalField(max_digits=8, decimal_places=4)
+    listed_price = serializers.SerializerMethodField()
+    estimate = serializers.SerializerMethodField()
+    estimated_cost = MoneyField()
+    usage = serializers.SerializerMethodField()
+    status = serializers.CharField(source="outcome")
+    error = serializers.CharField()
+    final_cost = MoneyField(allow_null=True)
+    charge_basis = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    deadline = serializers.DateTimeField()
+    reported_at = serializers.DateTimeField()
+    expired_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField()
+
+    def get_listed_price(self, obj) -> dict:
+        return {"billing_type": obj.price_snapshot["billing_type"], **_price_strings(obj.price_snapshot, Decimal(1))}
+
+    def get_token(self, obj) -> dict:
+        return {"id": obj.token_id, "name": obj.token.name, "prefix": obj.token.key_prefix}
+
+    def get_estimate(self, obj) -> dict:
+        return {"input_tokens": obj.est_input_tokens, "max_output_tokens": obj.est_output_tokens, "units": _units(obj.est_units)}
+
+    def get_usage(self, obj) -> dict | None:
+        if obj.reported_at is None:
+            return None
+        return {
+            "input_tokens": obj.input_tokens,
+            "output_tokens": obj.output_tokens,
+            "cached_tokens": obj.cached_tokens,
+            "units": None if obj.units is None else _units(obj.units),
+        }
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if instance.final_cost is None:
+            data["final_cost"] = None
+        return data
+
+
+def _units(value: Decimal) -> str:
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+class HoldCreateApi(APIView):
+    authentication_classes = [GatewayAuthentication]
+    permission_classes = [IsGateway]
+
+    class InputSerializer(serializers.Serializer):
+        token = serializers.CharField(help_text="The end user's sk- API token")
+        model = serializers.CharField(max_length=100)
+        endpoint = serializers.CharField(max_length=100, default="/v1/chat/completions")
+        input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, default=0)
+        max_output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, default=0)
+        units = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal(0), max_value=MAX_UNITS, default=Decimal(0))
+        client_ip = serializers.IPAddressField(required=False, allow_null=True)
+        request_id = serializers.CharField(max_length=100, required=False, allow_null=True)
+
+    class OutputSerializer(GenerationOutputSerializer):
+        available = serializers.SerializerMethodField()
+
+        def get_available(self, obj) -> str:
+            return format_usd(wallet_statistics(user=obj.user).available, places=None)
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, summary="Pre-deduct a request")
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        generation = metering_hold(
+            gateway=request.auth,
+            token_key=d["token"],
+            model_name=d["model"],
+            endpoint=d["endpoint"],
+            input_tokens=d["input_tokens"],
+            max_output_tokens=d["max_output_tokens"],
+            units=d["units"],
+            client_ip=d.get("client_ip"),
+            request_id=d.get("request_id"),
+        )
+        return Response(self.OutputSerializer(generation).data, status=status.HTTP_201_CREATED)
+
+
+class UsageReportApi(APIView):
+    authentication_classes = [GatewayAuthentication]
+    permission_classes = [IsGateway]
+
+    class InputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=["succeeded", "failed"])
+        input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False)
+        output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False)
+        cached_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False)
+        units = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal(0), max_value=MAX_UNITS, required=False)
+        error = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.CharField(source="public_id")
+        state = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={202: OutputSerializer}, summary="Report actual usage")
+    def post(self, request, public_id: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        usage_keys = {"input_tokens", "output_tokens", "cached_tokens", "units"}
+        usage = None
+        if usage_keys & d.keys():
+            usage = Usage(
+                input_tokens=d.get("input_tokens", 0),
+                output_tokens=d.get("output_tokens", 0),
+                cached_tokens=d.get("cached_tokens", 0),
+                units=d.get("units", Decimal(0)),
+            )
+        generation = metering_report(
+            gateway=request.auth, public_id=public_id, outcome=d["status"], usage=usage, error=d.get("error", "")
+        )
+        return Response(self.OutputSerializer(generation).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- end users ------------------------------------------------------------------------------------
+
+
+class GenerationApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("id", str, required=True, description="gen-...")],
+        responses=GenerationOutputSerializer,
+        summary="One request's billing detail",
+    )
+    def get(self, request):
+        public_id = request.query_params.get("id", "")
+        if not public_id.startswith("gen-"):
+            raise InvalidRequest("Pass ?id=gen-...", code="invalid_generation_id")
+        generation = generation_for_user(user=request.user, public_id=public_id)
+        if generation is None:
+            raise NotFound("No such generation.", code="generation_not_found")
+        return Response(GenerationOutputSerializer(generation).data)
+
+
+class UsageFilterSerializer(serializers.Serializer):
+    token = serializers.IntegerField(required=False, min_value=1)
+    model = serializers.CharField(required=False, max_length=100)
+    state = serializers.ChoiceField(choices=Generation.State.choices, required=False)
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    before = serializers.IntegerField(required=False, min_value=1, help_text="Cursor: the id to page before")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
+
+    def filters(self) -> UsageFilters:
+        d = self.validated_data
+        return UsageFilters(
+            token_id=d.get("token"), model=d.get("model"), state=d.get("state"),
+            date_from=d.get("date_from"), date_to=d.get("date_to"),
+        )
+
+
+class UsageListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.CharField(source="public_id")
+        time = serializers.DateTimeField(source="created_at")
+        token = serializers.CharField(source="token.name")
+        group = serializers.CharField(source="group_name")
+        model = serializers.CharField(source="model.name")
+        endpoint = serializers.CharField()
+        input_tokens = serializers.IntegerField()
+        output_tokens = serializers.IntegerField()
+        cached_tokens = serializers.IntegerField()
+        units = serializers.DecimalField(max_digits=18, decimal_places=6)
+        rate = serializers.DecimalField(max_digits=8, decimal_places=4)
+        estimated_cost = MoneyField()
+        cost = MoneyField(source="final_cost", allow_null=True)
+        state = serializers.CharField()
+        status = serializers.CharField(source="outcome")
+        error = serializers.CharField()
+        charge_basis = serializers.CharField()
+
+        def to_representation(self, instance):
+            data = super().to_representation(instance)
+            if instance.final_cost is None:
+                data["cost"] = None
+            return data
+
+    @extend_schema(parameters=[UsageFilterSerializer], responses=OutputSerializer(many=True), summary="Usage records")
+    def get(self, request):
+        params = UsageFilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        limit = params.validated_data["limit"]
+        rows = usage_records(
+            user=request.user, filters=params.filters(), before_id=params.validated_data.get("before"), limit=limit + 1
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Response(
+            {"results": self.OutputSerializer(rows, many=True).data, "next_before": rows[-1].pk if more else None}
+        )
+
+
+class PricingApi(APIView):
+    authentication_classes = [SessionAuthentication, ApiTokenAuthentication]
+    permission_classes = [AllowAny]
+
+    @extend_schema(summary="Model prices: listed and per group the caller may use", responses=dict)
+    def get(self, request):
+        rows = pricing_table(user=request.user)
+        return Response(
+            {
+                "currency": "USD",
+                "models": [
+                    {
+                        "model": row.model.name,
+                        "display_name": row.model.display_name or row.model.name,
+                        "category": row.model.category,
+                        "billing_type": row.model.billing_type,
+                        "listed": _price_strings(row.snapshot, Decimal(1)),
+                        "groups": {group.name: {"rate": str(rate.normalize()), **_price_strings(row.snapshot, rate)} for group, rate in row.group_rates},
+                    }
+                    for row in rows
+                ],
+            }
+        )
+
+
+def _price_strings(snapshot: dict, rate: Decimal) -> dict:
+    from fractions import Fraction
+
+    from synstar.money import round_half_up
+
+    def money(nanos):
+        return None if nanos is None else format_usd(round_half_up(Fraction(nanos) * Fraction(rate)), places=None)
+
+    bt = snapshot["billing_type"]
+    if bt == "per_token":
+        out = {
+            "input_per_million": money(snapshot["input_per_million"]),
+            "output_per_million": money(snapshot["output_per_million"]),
+            "cached_input_per_million": money(snapshot["cached_input_per_million"]),
+        }
+        if snapshot["long_context_threshold"]:
+            out["long_context_threshold"] = snapshot["long_context_threshold"]
+            out["long_input_per_million"] = money(snapshot["long_input_per_million"])
+            out["long_output_per_million"] = money(snapshot["long_output_per_million"])
+    elif bt == "per_request":
+        out = {"per_request": money(snapshot["request_price"])}
+    else:
+        out = {"per_unit": money(snapshot["unit_price"]), "unit": snapshot["unit"]}
+    if snapshot["minimum_charge"]:
+        out["minimum_charge"] = money(snapshot["minimum_charge"])
+    return out
+
+
+# --- tokens (session) -----------------------------------------------------------------------------
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    prefix = serializers.CharField(source="key_prefix")
+    group = serializers.CharField(source="group.name")
+    quota = MoneyField(allow_null=True)
+    unlimited = serializers.SerializerMethodField()
+    used = MoneyField()
+    held = MoneyField()
+    is_enabled = serializers.BooleanField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    allowed_models = serializers.ListField(child=serializers.CharField())
+    allowed_ips = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+    def get_unlimited(self, obj) -> bool:
+        return obj.quota is None
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if instance.quota is None:
+            data["quota"] = None
+        return data
+
+
+class TokenInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    group = serializers.SlugRelatedField(slug_field="name", queryset=TokenGroup.objects.all(), required=False)
+    quota = MoneyField(allow_null=True, allow_zero=True, required=False, help_text="USD; null for unlimited")
+    is_enabled = serializers.BooleanField(required=False)
+    expires_at = serializers.DateTimeField(allow_null=True, required=False)
+    allowed_models = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
+    allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=200)
+
+
+class TokenListApi(APIView):
+    authentication_classes = [SessionAuthentication]
+
+    class CreatedSerializer(TokenOutputSerializer):
+        key = serializers.CharField(help_text="Shown once; store it now")
+
+    @extend_schema(responses=TokenOutputSerializer(many=True), summary="List API tokens")
+    def get(self, request):
+        return Response(TokenOutputSerializer(tokens_for_user(user=request.user), many=True).data)
+
+    @extend_schema(request=TokenInputSerializer, responses={201: CreatedSerializer}, summary="Create an API token")
+    def post(self, request):
+        data = TokenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        token, raw = token_create(
+            user=request.user,
+            name=d["name"],
+            group=d.get("group"),
+            quota=d.get("quota"),
+            expires_at=d.get("expires_at"),
+            allowed_models=d.get("allowed_models"),
+            allowed_ips=d.get("allowed_ips"),
+        )
+        if d.get("is_enabled") is False:
+            token = token_update(token_id=token.pk, user=request.user, is_enabled=False)
+        out = TokenOutputSerializer(token).data
+        out["key"] = raw
+        return Response(out, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailApi(APIView):
+    authentication_classes = [SessionAuthentication]
+
+    @extend_schema(request=TokenInputSerializer(partial=True), responses=TokenOutputSerializer, summary="Update an API token")
+    def patch(self, request, token_id: int):
+        data = TokenInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        token = token_update(token_id=token_id, user=request.user, **data.validated_data)
+        return Response(TokenOutputSerializer(token).data)
+
+    @extend_schema(responses={204: None}, summary="Delete an API token")
+    def delete(self, request, token_id: int):
+        token_delete(token_id=token_id, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def usage_csv_response(rows_iter) -> StreamingHttpResponse:
+    class Echo:
+        def write(self, value):
+            return value
+
+    writer = csv.writer(Echo())
+    header = ["id", "time", "token", "group", "model", "endpoint", "input_tokens", "output_tokens", "cached_tokens",
+              "units", "rate", "estimated_cost_usd", "cost_usd", "state", "status", "error", "charge_basis"]
+
+    def generate():
+        yield writer.writerow(header)
+        for g in rows_iter:
+            yield writer.writerow([
+                g.public_id, g.created_at.isoformat(), g.token.name, g.group_name, g.model.name, g.endpoint,
+                g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.rate,
+                format_usd(g.estimated_cost, places=None),
+                "" if g.final_cost is None else format_usd(g.final_cost, places=None),
+                g.state, g.outcome, g.error, g.charge_basis,
+            ])
+
+    response = StreamingHttpResponse(generate(), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="usage.csv"'
+    return response
+
+

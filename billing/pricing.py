@@ -1,0 +1,96 @@
+"""Cost = listed price x usage x tier rate, computed exactly and rounded once at the end (half-up).
+
+Prices come from a snapshot (a dict taken at hold time), so a price edited while a request is in flight
+does not change what that request costs. Conventions:
+- `input_tokens` counts all prompt tokens; `cached_tokens` is the part served from cache (billed at the
+  cached price, the rest at the input price). Above `long_context_threshold` input tokens, the whole
+  request is billed at the long-context prices.
+- The minimum charge applies to the listed cost, before the tier rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+from synstar.errors import InvalidRequest
+from synstar.money import round_half_up
+
+MILLION = 1_000_000
+MAX_TOKENS = 100_000_000  # per request; anything above is a client bug, not a request
+MAX_UNITS = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    units: Decimal = Decimal(0)
+
+    def validate(self) -> "Usage":
+        for name in ("input_tokens", "output_tokens", "cached_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+                raise InvalidRequest(f"{name} must be a whole number from 0 to {MAX_TOKENS:,}.", code="invalid_usage")
+        if self.cached_tokens > self.input_tokens:
+            raise InvalidRequest("cached_tokens cannot exceed input_tokens.", code="invalid_usage")
+        if not isinstance(self.units, Decimal) or not self.units.is_finite() or not 0 <= self.units <= MAX_UNITS:
+            raise InvalidRequest(f"units must be a number from 0 to {MAX_UNITS:,}.", code="invalid_usage")
+        return self
+
+
+PRICE_FIELDS = (
+    "billing_type",
+    "input_per_million",
+    "output_per_million",
+    "cached_input_per_million",
+    "long_context_threshold",
+    "long_input_per_million",
+    "long_output_per_million",
+    "long_cached_input_per_million",
+    "request_price",
+    "unit",
+    "unit_price",
+    "minimum_charge",
+)
+
+
+def price_snapshot(model) -> dict:
+    return {field: getattr(model, field) for field in PRICE_FIELDS}
+
+
+def listed_cost(price: dict, usage: Usage) -> Fraction:
+    """Exact listed cost in nanos (a Fraction), before the tier rate, minimum charge applied."""
+    billing_type = price["billing_type"]
+    if billing_type == "per_token":
+        long = price.get("long_context_threshold") is not None and usage.input_tokens > price["long_context_threshold"]
+        input_price = price["long_input_per_million"] if long and price["long_input_per_million"] is not None else price["input_per_million"]
+        output_price = price["long_output_per_million"] if long and price["long_output_per_million"] is not None else price["output_per_million"]
+        cached_price = price["long_cached_input_per_million"] if long else price["cached_input_per_million"]
+        if cached_price is None:
+            cached_price = input_price
+        uncached = usage.input_tokens - usage.cached_tokens
+        cost = Fraction(uncached * input_price + usage.cached_tokens * cached_price + usage.output_tokens * output_price, MILLION)
+    elif billing_type == "per_request":
+        cost = Fraction(price["request_price"])
+    elif billing_type == "per_unit":
+        cost = Fraction(usage.units) * price["unit_price"]
+    else:  # pragma: no cover - guarded by model choices
+        raise ValueError(f"unknown billing type {billing_type!r}")
+    return max(cost, Fraction(price.get("minimum_charge") or 0))
+
+
+def charge(price: dict, usage: Usage, rate: Decimal) -> int:
+    """What the user pays, in nanos: listed cost x rate, rounded once."""
+    return round_half_up(listed_cost(price, usage) * Fraction(rate))
+
+
+def estimate_usage(price: dict, *, input_tokens: int, max_output_tokens: int, units: Decimal) -> Usage:
+    """The usage to freeze for: all input uncached plus the most output the request may produce."""
+    if price["billing_type"] == "per_token":
+        return Usage(input_tokens=input_tokens, output_tokens=max_output_tokens)
+    if price["billing_type"] == "per_unit":
+        return Usage(units=units)
+    return Usage()

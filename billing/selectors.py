@@ -1,0 +1,90 @@
+"""Reads: groups a user may use, effective rates, pricing tables, usage records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from billing.models import ApiToken, BillingTier, Generation, ModelPrice, TierModelRate, TokenGroup
+from billing.pricing import price_snapshot
+
+
+def groups_for_user(*, user) -> QuerySet[TokenGroup]:
+    if user is None or not user.is_authenticated:
+        return TokenGroup.objects.filter(is_public=True).select_related("tier")
+    return (
+        TokenGroup.objects.filter(Q(is_public=True) | Q(allowed_users=user)).distinct().select_related("tier")
+    )
+
+
+def group_allowed(*, user, group: TokenGroup) -> bool:
+    return group.is_public or group.allowed_users.filter(pk=user.pk).exists()
+
+
+def effective_rate(*, tier: BillingTier, model: ModelPrice) -> Decimal:
+    override = TierModelRate.objects.filter(tier=tier, model=model).values_list("rate", flat=True).first()
+    return override if override is not None else tier.rate
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    model: ModelPrice
+    snapshot: dict
+    group_rates: list[tuple[TokenGroup, Decimal]]
+
+
+def pricing_table(*, user) -> list[PriceRow]:
+    """Every active model with its listed price and the rate in each group the user may use."""
+    groups = list(groups_for_user(user=user))
+    overrides = {
+        (o.tier_id, o.model_id): o.rate
+        for o in TierModelRate.objects.filter(tier__in={g.tier_id for g in groups})
+    }
+    return [
+        PriceRow(
+            model=model,
+            snapshot=price_snapshot(model),
+            group_rates=[(g, overrides.get((g.tier_id, model.pk), g.tier.rate)) for g in groups],
+        )
+        for model in ModelPrice.objects.filter(is_active=True)
+    ]
+
+
+def tokens_for_user(*, user) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user=user, deleted_at__isnull=True).select_related("group__tier")
+
+
+@dataclass(frozen=True)
+class UsageFilters:
+    token_id: int | None = None
+    model: str | None = None
+    state: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+def usage_records(*, user, filters: UsageFilters, before_id: int | None = None, limit: int = 50) -> list[Generation]:
+    """Newest first, keyset-paginated on id: the cost of a page does not grow with the table."""
+    qs = Generation.objects.filter(user=user)
+    if filters.token_id:
+        qs = qs.filter(token_id=filters.token_id)
+    if filters.model:
+        qs = qs.filter(model__name=filters.model)
+    if filters.state:
+        qs = qs.filter(state=filters.state)
+    tz = timezone.get_current_timezone()
+    if filters.date_from:
+        qs = qs.filter(created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=tz))
+    if filters.date_to:
+        qs = qs.filter(created_at__lt=datetime.combine(filters.date_to, time.max, tzinfo=tz))
+    if before_id:
+        qs = qs.filter(id__lt=before_id)
+    return list(qs.select_related("token", "model").order_by("-id")[:limit])
+
+
+def generation_for_user(*, user, public_id: str) -> Generation | None:
+    return Generation.objects.filter(user=user, public_id=public_id).select_related("token", "model").first()

@@ -1,0 +1,477 @@
+"""Writes: API tokens, gateway keys, and metering (hold -> usage report -> settlement)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from billing.keys import key_generate, key_hash, key_kind, key_prefix
+from billing.models import ApiToken, GatewayKey, Generation, ModelPrice, TokenGroup
+from billing.pricing import Usage, charge, estimate_usage, price_snapshot
+from billing.selectors import effective_rate, group_allowed
+from synstar.db import atomic_with_retry
+from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
+from synstar.money import format_usd
+from wallet.models import Account
+from wallet.services import hold_place, hold_release, hold_settle
+
+logger = logging.getLogger(__name__)
+
+
+class TokenQuotaExceeded(PaymentRequired):
+    code = "token_quota_exceeded"
+    default_message = "This API token has reached its quota."
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+
+
+def _clean_models(models: list[str] | None) -> list[str]:
+    names = sorted({m.strip() for m in (models or []) if m and m.strip()})
+    known = set(ModelPrice.objects.filter(name__in=names).values_list("name", flat=True))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidRequest(f"Unknown model(s) in the allow-list: {', '.join(unknown)}.", code="model_not_found")
+    return names
+
+
+def _clean_ips(ips: list[str] | None) -> list[str]:
+    cleaned = []
+    for raw in ips or []:
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            cleaned.append(str(ipaddress.ip_network(raw, strict=False)))
+        except ValueError:
+            raise InvalidRequest(f"{raw!r} is not an IP address or CIDR range.", code="invalid_ip") from None
+    return sorted(set(cleaned))
+
+
+def _check_group(*, user, group: TokenGroup) -> None:
+    if not group_allowed(user=user, group=group):
+        raise PermissionDenied(f"The group {group.name!r} is not available to your account.", code="group_not_allowed")
+
+
+def default_group() -> TokenGroup:
+    group = TokenGroup.objects.filter(is_default=True).first() or TokenGroup.objects.filter(is_public=True).first()
+    if group is None:
+        raise InvalidRequest("No token group is configured yet; ask an administrator.", code="no_group")
+    return group
+
+
+@transaction.atomic
+def token_create(
+    *,
+    user,
+    name: str,
+    group: TokenGroup | None = None,
+    quota: int | None = None,
+    expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
+    allowed_ips: list[str] | None = None,
+) -> tuple[ApiToken, str]:
+    """A new API token; returns it with the raw `sk-` key, which is never stored or shown again."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise InvalidRequest("A token needs a name of 1-100 characters.", code="invalid_name")
+    group = group or default_group()
+    _check_group(user=user, group=group)
+    if quota is not None and quota < 0:
+        raise InvalidRequest("The quota must not be negative.", code="invalid_quota")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidRequest("The expiry must be in the future.", code="invalid_expiry")
+    raw = key_generate("sk")
+    token = ApiToken.objects.create(
+        user=user,
+        name=name,
+        group=group,
+        key_hash=key_hash(raw),
+        key_prefix=key_prefix(raw),
+        quota=quota,
+        expires_at=expires_at,
+        allowed_models=_clean_models(allowed_models),
+        allowed_ips=_clean_ips(allowed_ips),
+    )
+    return token, raw
+
+
+_UNSET = object()
+
+
+@atomic_with_retry
+def token_update(
+    *,
+    token_id: int,
+    user,
+    name=_UNSET,
+    group=_UNSET,
+    quota=_UNSET,
+    is_enabled=_UNSET,
+    expires_at=_UNSET,
+    allowed_models=_UNSET,
+    allowed_ips=_UNSET,
+) -> ApiToken:
+    """Change a token's settings. A quota below what is already used (or held) is refused."""
+    token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user, deleted_at__isnull=True).first()
+    if token is None:
+        raise NotFound("No such API token.", code="token_not_found")
+    if name is not _UNSET:
+        name = (name or "").strip()
+        if not name or len(name) > 100:
+            raise InvalidRequest("A token needs a name of 1-100 characters.", code="invalid_name")
+        token.name = name
+    if group is not _UNSET:
+        _check_group(user=user, group=group)
+        token.group = group
+    if quota is not _UNSET:
+        if quota is not None and quota < token.used + token.held:
+            raise InvalidRequest(
+                f"The quota cannot be below what this token has already used "
+                f"(${format_usd(token.used + token.held, places=None)}, including in-flight requests).",
+                code="quota_below_used",
+            )
+        token.quota = quota
+    if is_enabled is not _UNSET:
+        token.is_enabled = bool(is_enabled)
+    if expires_at is not _UNSET:
+        token.expires_at = expires_at
+    if allowed_models is not _UNSET:
+        token.allowed_models = _clean_models(allowed_models)
+    if allowed_ips is not _UNSET:
+        token.allowed_ips = _clean_ips(allowed_ips)
+    token.save()
+    return token
+
+
+@transaction.atomic
+def token_delete(*, token_id: int, user) -> None:
+    """Delete a token: it stops working at once; its usage records stay. In-flight requests still settle."""
+    updated = ApiToken.objects.filter(pk=token_id, user=user, deleted_at__isnull=True).update(
+        deleted_at=timezone.now(), is_enabled=False
+    )
+    if not updated:
+        raise NotFound("No such API token.", code="token_not_found")
+
+
+def gateway_key_create(*, name: str) -> tuple[GatewayKey, str]:
+    raw = key_generate("gw")
+    try:
+        with transaction.atomic():
+            gateway = GatewayKey.objects.create(name=name, key_hash=key_hash(raw), key_prefix=key_prefix(raw))
+    except IntegrityError:
+        raise Conflict(f"A gateway key named {name!r} already exists.", code="duplicate_name") from None
+    return gateway, raw
+
+
+def token_authenticate(*, raw_key: str) -> ApiToken:
+    """The live token for an `sk-` key, or AuthenticationFailed (a `gw-` key is told apart)."""
+    kind = key_kind(raw_key or "")
+    if kind == "gw":
+        raise AuthenticationFailed(
+            "This is a gateway key; this endpoint needs a user's sk- API token.", code="wrong_key_type"
+        )
+    token = None
+    if kind == "sk":
+        token = (
+            ApiToken.objects.filter(key_hash=key_hash(raw_key), deleted_at__isnull=True)
+            .select_related("user", "group__tier")
+            .first()
+        )
+    if token is None:
+        raise AuthenticationFailed("Invalid API token.", code="invalid_api_key")
+    return token
+
+
+def gateway_authenticate(*, raw_key: str) -> GatewayKey:
+    kind = key_kind(raw_key or "")
+    if kind == "sk":
+        raise AuthenticationFailed(
+            "This is a user's API token; metering endpoints need a gateway (gw-) key.", code="wrong_key_type"
+        )
+    gateway = None
+    if kind == "gw":
+        gateway = GatewayKey.objects.filter(key_hash=key_hash(raw_key), is_active=True).first()
+    if gateway is None:
+        raise AuthenticationFailed("Invalid gateway key.", code="invalid_gateway_key")
+    return gateway
+
+
+# --- metering -------------------------------------------------------------------------------------
+
+
+def _hold_ttl() -> timedelta:
+    return timedelta(seconds=settings.METERING_HOLD_TTL_SECONDS)
+
+
+def _check_usable(*, token: ApiToken, model_name: str, client_ip: str | None, now: datetime) -> None:
+    user = token.user
+    if user.status == user.Status.SUSPENDED:
+        raise PermissionDenied("The account is suspended; contact support.", code="account_suspended")
+    if user.status == user.Status.UNDER_REVIEW:
+        raise PermissionDenied(
+            f"The account is under {user.get_review_reason_display().lower()} review; requests are paused.",
+            code="account_under_review",
+            reason=user.review_reason,
+        )
+    if not user.is_active:
+        raise PermissionDenied("The account is deactivated.", code="account_inactive")
+    if not token.is_enabled:
+        raise PermissionDenied("This API token is disabled.", code="token_disabled")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise PermissionDenied("This API token has expired.", code="token_expired")
+    if token.allowed_models and model_name not in token.allowed_models:
+        raise PermissionDenied(f"This API token may not use the model {model_name!r}.", code="model_not_allowed")
+    if token.allowed_ips:
+        try:
+            address = ipaddress.ip_address(client_ip or "")
+        except ValueError:
+            raise PermissionDenied("This API token only accepts requests from listed IPs.", code="ip_not_allowed") from None
+        if not any(address in ipaddress.ip_network(net) for net in token.allowed_ips):
+            raise PermissionDenied(f"This API token does not accept requests from {address}.", code="ip_not_allowed")
+
+
+def metering_hold(
+    *,
+    gateway: GatewayKey,
+    token_key: str,
+    model_name: str,
+    endpoint: str,
+    input_tokens: int = 0,
+    max_output_tokens: int = 0,
+    units: Decimal = Decimal(0),
+    client_ip: str | None = None,
+    request_id: str | None = None,
+) -> Generation:
+    """Pre-deduct: freeze the estimated cost on account and token and open `gen-...` in state held.
+
+    A retried hold with the same gateway `request_id` returns the first generation.
+    """
+    Usage(input_tokens=input_tokens, output_tokens=max_output_tokens, units=units).validate()
+    try:
+        return _metering_hold(
+            gateway=gateway,
+            token_key=token_key,
+            model_name=model_name,
+            endpoint=endpoint,
+            input_tokens=input_tokens,
+            max_output_tokens=max_output_tokens,
+            units=units,
+            client_ip=client_ip,
+            request_id=request_id,
+        )
+    except IntegrityError:
+        if request_id:
+            existing = Generation.objects.filter(gateway=gateway, request_id=request_id).first()
+            if existing is not None:
+                return existing
+        raise
+
+
+@atomic_with_retry
+def _metering_hold(
+    *, gateway, token_key, model_name, endpoint, input_tokens, max_output_tokens, units, client_ip, request_id
+) -> Generation:
+    token = token_authenticate(raw_key=token_key)
+    if request_id:
+        existing = Generation.objects.filter(gateway=gateway, request_id=request_id).first()
+        if existing is not None:
+            if existing.token_id != token.pk:
+                raise Conflict("This request_id was already used for another token.", code="request_id_reused")
+            return existing
+    now = timezone.now()
+    _check_usable(token=token, model_name=model_name, client_ip=client_ip, now=now)
+    model = ModelPrice.objects.filter(name=model_name, is_active=True).first()
+    if model is None:
+        raise InvalidRequest(f"Unknown model {model_name!r}.", code="model_not_found")
+    group = token.group
+    if not group_allowed(user=token.user, group=group):
+        raise PermissionDenied(f"The group {group.name!r} is no longer available to this account.", code="group_not_allowed")
+    rate = effective_rate(tier=group.tier, model=model)
+    snapshot = price_snapshot(model)
+    estimate = charge(
+        snapshot, estimate_usage(snapshot, input_tokens=input_tokens, max_output_tokens=max_output_tokens, units=units), rate
+    )
+    account_id = Account.objects.filter(user_id=token.user_id, kind=Account.Kind.MAIN).values_list("pk", flat=True).first()
+    if account_id is None:
+        raise NotFound("The account has no wallet yet.", code="account_not_found")
+    deadline = now + _hold_ttl()
+    # Lock order: account (in hold_place), then token.
+    hold = hold_place(account_id=account_id, amount=estimate, expires_at=deadline)
+    quota_ok = Q(quota__isnull=True) | Q(quota__gte=F("used") + F("held") + estimate)
+    if not ApiToken.objects.filter(quota_ok, pk=token.pk).update(held=F("held") + estimate, last_used_at=now):
+        token.refresh_from_db(fields=["quota", "used", "held"])
+        raise TokenQuotaExceeded(
+            f"This API token has ${format_usd(max(token.remaining, 0), places=None)} of its quota left; "
+            f"the request needs up to ${format_usd(estimate, places=None)}.",
+            quota_remaining=format_usd(max(token.remaining, 0), places=None),
+        )
+    return Generation.objects.create(
+        public_id=f"gen-{secrets.token_urlsafe(18)}",
+        user_id=token.user_id,
+        token=token,
+        gateway=gateway,
+        request_id=request_id or None,
+        hold=hold,
+        model=model,
+        group_name=group.name,
+        endpoint=endpoint[:100],
+        client_ip=client_ip or None,
+        est_input_tokens=input_tokens,
+        est_output_tokens=max_output_tokens,
+        est_units=units,
+        rate=rate,
+        price_snapshot=snapshot,
+        estimated_cost=estimate,
+        deadline=deadline,
+    )
+
+
+@atomic_with_retry
+def metering_report(
+    *,
+    gateway: GatewayKey,
+    public_id: str,
+    outcome: str,
+    usage: Usage | None = None,
+    error: str = "",
+) -> Generation:
+    """Store the usage report on the generation (state reported) and queue settlement on commit.
+
+    A second report, or one for a generation already closed, changes nothing. A report after the
+    sweeper expired the hold is still accepted and settles once.
+    """
+    if outcome not in (Generation.Outcome.SUCCEEDED, Generation.Outcome.FAILED):
+        raise InvalidRequest("status must be 'succeeded' or 'failed'.", code="invalid_status")
+    if usage is not None:
+        usage.validate()
+    generation = Generation.objects.select_for_update().filter(public_id=public_id, gateway=gateway).first()
+    if generation is None:
+        raise NotFound("No such generation for this gateway.", code="generation_not_found")
+    if generation.state not in (Generation.State.HELD, Generation.State.EXPIRED):
+        return generation
+    now = timezone.now()
+    if usage is not None:
+        generation.input_tokens = usage.input_tokens
+        generation.output_tokens = usage.output_tokens
+        generation.cached_tokens = usage.cached_tokens
+        generation.units = usage.units
+    generation.outcome = outcome
+    generation.error = (error or "")[:4000]
+    generation.state = Generation.State.REPORTED
+    generation.reported_at = now
+    generation.save(
+        update_fields=["input_tokens", "output_tokens", "cached_tokens", "units", "outcome", "error", "state", "reported_at"]
+    )
+    generation_id = generation.pk
+    transaction.on_commit(lambda: _enqueue_settlement(generation_id))
+    return generation
+
+
+def _enqueue_settlement(generation_id: int) -> None:
+    from billing.tasks import generation_settle_task
+
+    try:
+        generation_settle_task.delay(generation_id)
+    except Exception:  # the broker is down: the sweeper settles it later
+        logger.exception("could not queue settlement of generation %s; the sweeper will settle it", generation_id)
+
+
+def _usage_to_charge(generation: Generation) -> tuple[Usage, str]:
+    if generation.input_tokens is None and generation.output_tokens is None and generation.units is None:
+        return (
+            estimate_usage(
+                generation.price_snapshot,
+                input_tokens=generation.est_input_tokens,
+                max_output_tokens=generation.est_output_tokens,
+                units=generation.est_units,
+            ),
+            Generation.ChargeBasis.ESTIMATE,
+        )
+    return (
+        Usage(
+            input_tokens=generation.input_tokens or 0,
+            output_tokens=generation.output_tokens or 0,
+            cached_tokens=generation.cached_tokens or 0,
+            units=generation.units or Decimal(0),
+        ),
+        Generation.ChargeBasis.REPORTED,
+    )
+
+
+@atomic_with_retry
+def generation_settle(*, generation_id: int) -> Generation:
+    """Charge a reported generation (or release it if it failed), exactly once.
+
+    Lock order: generation, hold, account, token.
+    """
+    generation = Generation.objects.select_for_update().filter(pk=generation_id).first()
+    if generation is None or generation.state != Generation.State.REPORTED:
+        return generation
+    hold_was_open = generation.expired_at is None
+    lift = generation.estimated_cost if hold_was_open else 0
+    now = timezone.now()
+    if generation.outcome == Generation.Outcome.FAILED:
+        if hold_was_open:
+            hold_release(hold_id=generation.hold_id)
+        cost = 0
+        generation.state = Generation.State.RELEASED
+        generation.charge_basis = Generation.ChargeBasis.NONE
+    else:
+        usage, basis = _usage_to_charge(generation)
+        cost = charge(generation.price_snapshot, usage, generation.rate)
+        hold_settle(hold_id=generation.hold_id, amount=cost)
+        generation.state = Generation.State.SETTLED
+        generation.charge_basis = basis
+    if lift or cost:
+        ApiToken.objects.filter(pk=generation.token_id).update(held=F("held") - lift, used=F("used") + cost)
+    generation.final_cost = cost
+    generation.closed_at = now
+    generation.save(update_fields=["state", "charge_basis", "final_cost", "closed_at"])
+    return generation
+
+
+@atomic_with_retry
+def generation_expire(*, generation_id: int, now: datetime | None = None) -> bool:
+    """Release one overdue hold with no charge and mark it expired (skipped if someone holds the row)."""
+    now = now or timezone.now()
+    generation = (
+        Generation.objects.select_for_update(skip_locked=True)
+        .filter(pk=generation_id, state=Generation.State.HELD, deadline__lt=now)
+        .first()
+    )
+    if generation is None:
+        return False
+    hold_release(hold_id=generation.hold_id, expired=True)
+    ApiToken.objects.filter(pk=generation.token_id).update(held=F("held") - generation.estimated_cost)
+    generation.state = Generation.State.EXPIRED
+    generation.expired_at = now
+    generation.save(update_fields=["state", "expired_at"])
+    return True
+
+
+def metering_sweep(*, now: datetime | None = None, batch: int = 1000) -> dict[str, int]:
+    """Beat: expire holds past their deadline; settle reports whose task was lost. Each in its own
+    transaction, so the sweeper never holds two accounts' locks at once."""
+    now = now or timezone.now()
+    overdue = Generation.objects.filter(state=Generation.State.HELD, deadline__lt=now).values_list("pk", flat=True)[:batch]
+    expired = sum(generation_expire(generation_id=pk, now=now) for pk in list(overdue))
+    stale_before = now - timedelta(seconds=settings.METERING_SETTLE_STALE_SECONDS)
+    stale = Generation.objects.filter(state=Generation.State.REPORTED, reported_at__lt=stale_before).values_list(
+        "pk", flat=True
+    )[:batch]
+    settled = 0
+    for pk in list(stale):
+        generation = generation_settle(generation_id=pk)
+        settled += generation.state != Generation.State.REPORTED
+    if expired or settled:
+        logger.info("metering sweep: %d holds expired, %d lost settlements recovered", expired, settled)
+    return {"expired": expired, "settled": settled}

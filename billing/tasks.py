@@ -1,0 +1,26 @@
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from billing.services import generation_settle, metering_sweep
+from synstar.errors import ServiceBusy
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    autoretry_for=(ServiceBusy, OperationalError),
+    retry_backoff=0.5,
+    retry_backoff_max=30,
+    max_retries=8,
+    acks_late=True,
+)
+def generation_settle_task(generation_id: int) -> None:
+    """Settle one reported generation. Harmless when run twice: the service settles exactly once."""
+    generation_settle(generation_id=generation_id)
+
+
+@shared_task
+def metering_sweep_task() -> dict:
+    return metering_sweep()

@@ -1,0 +1,107 @@
+"""Cost for every billing type and tier, against hand-computed expectations (nanos)."""
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from billing.pricing import Usage, charge, listed_cost
+from synstar.errors import InvalidRequest
+
+M = 1_000_000_000  # nanos per USD
+
+CHAT = {  # $2.50 in / $10 out / $1.25 cached per million; long context above 200k: $5 / $15 / $2.50
+    "billing_type": "per_token",
+    "input_per_million": 2_500_000_000,
+    "output_per_million": 10_000_000_000,
+    "cached_input_per_million": 1_250_000_000,
+    "long_context_threshold": 200_000,
+    "long_input_per_million": 5_000_000_000,
+    "long_output_per_million": 15_000_000_000,
+    "long_cached_input_per_million": 2_500_000_000,
+    "request_price": 0,
+    "unit": "",
+    "unit_price": 0,
+    "minimum_charge": 0,
+}
+NO_CACHE_PRICE = {**CHAT, "cached_input_per_million": None, "long_context_threshold": None}
+PER_REQUEST = {**CHAT, "billing_type": "per_request", "request_price": 40_000_000}  # $0.04
+IMAGE = {**CHAT, "billing_type": "per_unit", "unit": "image", "unit_price": 40_000_000}  # $0.04 / image
+TTS = {**CHAT, "billing_type": "per_unit", "unit": "1k_chars", "unit_price": 15_000_000}  # $0.015 / 1k chars
+EMBED_MIN = {**CHAT, "input_per_million": 20_000_000, "output_per_million": 0, "minimum_charge": 1_000}  # $0.02/M
+
+
+@pytest.mark.parametrize(
+    ("price", "usage", "rate", "expected"),
+    [
+        # 1,000 in + 500 out at $2.50/$10 per M: 0.0025 + 0.005 = $0.0075
+        (CHAT, Usage(input_tokens=1000, output_tokens=500), "1", 7_500_000),
+        # same at tier 0.3: $0.00225
+        (CHAT, Usage(input_tokens=1000, output_tokens=500), "0.3", 2_250_000),
+        # 1,000 in of which 400 cached: 600*2500 + 400*1250 + 500*10000 = 7,000,000 nanos
+        (CHAT, Usage(input_tokens=1000, output_tokens=500, cached_tokens=400), "1", 7_000_000),
+        # no cached price: cached input costs the input price
+        (NO_CACHE_PRICE, Usage(input_tokens=1000, output_tokens=500, cached_tokens=400), "1", 7_500_000),
+        # exactly at the threshold: normal prices. 200,000 * 2500 = 500,000,000
+        (CHAT, Usage(input_tokens=200_000), "1", 500_000_000),
+        # one above: long prices for the whole request: 200,001 * 5000 + 1000 * 15000 = 1,015,005,000
+        (CHAT, Usage(input_tokens=200_001, output_tokens=1000), "1", 1_015_005_000),
+        # long context with cache: (200,001-1) * 5000 + 1 * 2500 = 1,000,002,500
+        (CHAT, Usage(input_tokens=200_001, cached_tokens=1), "1", 1_000_002_500),
+        # rounding once at the end: 1 token at $2.50/M = 2500 nanos x 0.3333 = 833.25 -> 833
+        (CHAT, Usage(input_tokens=1), "0.3333", 833),
+        # 3 tokens x 2500 x 0.0001 = 0.75 -> 1 (half-up of the total, not per token: 3 x 0.25 -> 0)
+        (CHAT, Usage(input_tokens=3), "0.0001", 1),
+        # exact half rounds up: 1 token x 2500 x 0.0002 = 0.5 -> 1
+        (CHAT, Usage(input_tokens=1), "0.0002", 1),
+        (PER_REQUEST, Usage(), "1", 40_000_000),
+        (PER_REQUEST, Usage(input_tokens=99_999), "0.3", 12_000_000),
+        # 3 images at $0.04 = $0.12; tier 0.3 = $0.036
+        (IMAGE, Usage(units=Decimal(3)), "1", 120_000_000),
+        (IMAGE, Usage(units=Decimal(3)), "0.3", 36_000_000),
+        # 2.5k chars at $0.015 per 1k = $0.0375
+        (TTS, Usage(units=Decimal("2.5")), "1", 37_500_000),
+        # minimum charge: 10 tokens x 20 nanos = 200 < 1000 minimum -> 1000; x 0.3 = 300
+        (EMBED_MIN, Usage(input_tokens=10), "1", 1_000),
+        (EMBED_MIN, Usage(input_tokens=10), "0.3", 300),
+        # above the minimum: 100,000 x 20 = 2,000,000
+        (EMBED_MIN, Usage(input_tokens=100_000), "1", 2_000_000),
+        (CHAT, Usage(), "1", 0),
+        (CHAT, Usage(input_tokens=1000, output_tokens=500), "0", 0),
+    ],
+)
+def test_charge(price, usage, rate, expected):
+    assert charge(price, usage.validate(), Decimal(rate)) == expected
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        Usage(input_tokens=-1),
+        Usage(output_tokens=10**9),
+        Usage(input_tokens=5, cached_tokens=6),
+        Usage(input_tokens=True),
+        Usage(units=Decimal("-1")),
+        Usage(units=Decimal("NaN")),
+        Usage(units=Decimal("1e12")),
+    ],
+)
+def test_invalid_usage_is_refused(usage):
+    with pytest.raises(InvalidRequest):
+        usage.validate()
+
+
+@given(
+    st.integers(0, 10**7), st.integers(0, 10**7), st.integers(0, 10**7),
+    st.decimals(min_value=0, max_value=5, places=4),
+)
+def test_charge_is_monotonic_in_output_and_never_negative(inp, out, extra, rate):
+    base = charge(CHAT, Usage(input_tokens=inp, output_tokens=out), rate)
+    more = charge(CHAT, Usage(input_tokens=inp, output_tokens=out + extra), rate)
+    assert 0 <= base <= more
+
+
+@given(st.integers(0, 10**7), st.integers(0, 10**7))
+def test_rate_one_charges_the_exact_listed_cost_within_half_a_nano(inp, out):
+    assert abs(charge(CHAT, Usage(input_tokens=inp, output_tokens=out), Decimal(1)) - listed_cost(CHAT, Usage(input_tokens=inp, output_tokens=out))) <= Decimal("0.5")
