@@ -15,6 +15,7 @@ from billing.pricing import MAX_TOKENS, MAX_UNITS, Usage
 from billing.selectors import (
     UsageFilters,
     generation_for_user,
+    price_display,
     pricing_table,
     tokens_for_user,
     usage_records,
@@ -51,7 +52,7 @@ class GenerationOutputSerializer(serializers.Serializer):
     closed_at = serializers.DateTimeField()
 
     def get_listed_price(self, obj) -> dict:
-        return {"billing_type": obj.price_snapshot["billing_type"], **_price_strings(obj.price_snapshot, Decimal(1))}
+        return {"billing_type": obj.price_snapshot["billing_type"], **price_display(obj.price_snapshot, Decimal(1))}
 
     def get_token(self, obj) -> dict:
         return {"id": obj.token_id, "name": obj.token.name, "prefix": obj.token.key_prefix}
@@ -249,41 +250,13 @@ class PricingApi(APIView):
                         "display_name": row.model.display_name or row.model.name,
                         "category": row.model.category,
                         "billing_type": row.model.billing_type,
-                        "listed": _price_strings(row.snapshot, Decimal(1)),
-                        "groups": {group.name: {"rate": str(rate.normalize()), **_price_strings(row.snapshot, rate)} for group, rate in row.group_rates},
+                        "listed": price_display(row.snapshot, Decimal(1)),
+                        "groups": {group.name: {"rate": str(rate.normalize()), **price_display(row.snapshot, rate)} for group, rate in row.group_rates},
                     }
                     for row in rows
                 ],
             }
         )
-
-
-def _price_strings(snapshot: dict, rate: Decimal) -> dict:
-    from fractions import Fraction
-
-    from synstar.money import round_half_up
-
-    def money(nanos):
-        return None if nanos is None else format_usd(round_half_up(Fraction(nanos) * Fraction(rate)), places=None)
-
-    bt = snapshot["billing_type"]
-    if bt == "per_token":
-        out = {
-            "input_per_million": money(snapshot["input_per_million"]),
-            "output_per_million": money(snapshot["output_per_million"]),
-            "cached_input_per_million": money(snapshot["cached_input_per_million"]),
-        }
-        if snapshot["long_context_threshold"]:
-            out["long_context_threshold"] = snapshot["long_context_threshold"]
-            out["long_input_per_million"] = money(snapshot["long_input_per_million"])
-            out["long_output_per_million"] = money(snapshot["long_output_per_million"])
-    elif bt == "per_request":
-        out = {"per_request": money(snapshot["request_price"])}
-    else:
-        out = {"per_unit": money(snapshot["unit_price"]), "unit": snapshot["unit"]}
-    if snapshot["minimum_charge"]:
-        out["minimum_charge"] = money(snapshot["minimum_charge"])
-    return out
 
 
 # --- tokens (session) -----------------------------------------------------------------------------

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
+from fractions import Fraction
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from billing.models import ApiToken, BillingTier, Generation, ModelPrice, TierModelRate, TokenGroup
 from billing.pricing import price_snapshot
+from synstar.money import format_usd, round_half_up
 
 
 def groups_for_user(*, user) -> QuerySet[TokenGroup]:
@@ -35,6 +37,14 @@ class PriceRow:
     model: ModelPrice
     snapshot: dict
     group_rates: list[tuple[TokenGroup, Decimal]]
+
+    @property
+    def listed(self) -> dict:
+        return price_display(self.snapshot, Decimal(1))
+
+    @property
+    def groups(self) -> list[tuple[TokenGroup, Decimal, dict]]:
+        return [(group, rate, price_display(self.snapshot, rate)) for group, rate in self.group_rates]
 
 
 def pricing_table(*, user) -> list[PriceRow]:
@@ -88,3 +98,28 @@ def usage_records(*, user, filters: UsageFilters, before_id: int | None = None, 
 
 def generation_for_user(*, user, public_id: str) -> Generation | None:
     return Generation.objects.filter(user=user, public_id=public_id).select_related("token", "model").first()
+
+
+def price_display(snapshot: dict, rate: Decimal) -> dict:
+    """Prices as USD decimal strings, scaled by `rate` (rounded once per figure)."""
+    def money(nanos):
+        return None if nanos is None else format_usd(round_half_up(Fraction(nanos) * Fraction(rate)), places=None)
+
+    bt = snapshot["billing_type"]
+    if bt == "per_token":
+        out = {
+            "input_per_million": money(snapshot["input_per_million"]),
+            "output_per_million": money(snapshot["output_per_million"]),
+            "cached_input_per_million": money(snapshot["cached_input_per_million"]),
+        }
+        if snapshot["long_context_threshold"]:
+            out["long_context_threshold"] = snapshot["long_context_threshold"]
+            out["long_input_per_million"] = money(snapshot["long_input_per_million"])
+            out["long_output_per_million"] = money(snapshot["long_output_per_million"])
+    elif bt == "per_request":
+        out = {"per_request": money(snapshot["request_price"])}
+    else:
+        out = {"per_unit": money(snapshot["unit_price"]), "unit": ModelPrice.Unit(snapshot["unit"]).label}
+    if snapshot["minimum_charge"]:
+        out["minimum_charge"] = money(snapshot["minimum_charge"])
+    return out

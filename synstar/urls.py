@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from billing import apis as billing_apis
+from billing import views as billing_views
 from billing.urls import api_urlpatterns as billing_api
 from synstar import views as shell
 from synstar.accounts import views as account_views
@@ -11,6 +12,12 @@ from wallet.urls import api_urlpatterns as wallet_api
 
 console_patterns = [
     path("", wallet_views.dashboard, name="dashboard"),
+    path("tokens/", billing_views.tokens_page, name="tokens"),
+    path("tokens/<int:token_id>/edit/", billing_views.token_edit, name="token-edit"),
+    path("tokens/<int:token_id>/toggle/", billing_views.token_toggle, name="token-toggle"),
+    path("tokens/<int:token_id>/delete/", billing_views.token_remove, name="token-delete"),
+    path("usage/", billing_views.usage_page, name="usage"),
+    path("pricing/", billing_views.pricing_page, name="pricing"),
     path("settings/", account_views.settings_page, name="settings"),
 ]
 

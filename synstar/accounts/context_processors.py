@@ -3,6 +3,9 @@ from django.urls import reverse
 # The console's navigation. Sections are added here as their pages land.
 NAVIGATION = [
     ("dashboard", "Dashboard", "console:dashboard"),
+    ("tokens", "API tokens", "console:tokens"),
+    ("usage", "Usage records", "console:usage"),
+    ("pricing", "Pricing", "console:pricing"),
     ("settings", "Settings", "console:settings"),
 ]
 

@@ -1,0 +1,79 @@
+from django import forms
+
+from billing.models import ModelPrice
+from billing.selectors import groups_for_user
+from synstar.errors import SynstarError
+from synstar.money import format_usd, parse_usd
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    group = forms.ModelChoiceField(queryset=None, empty_label=None, help_text="Decides the price rate of requests")
+    unlimited = forms.BooleanField(required=False, initial=True, label="Unlimited quota",
+                                   help_text="Without a quota, the account balance is the only limit.")
+    quota = forms.CharField(required=False, label="Quota (USD)", help_text="Most this token may spend, e.g. 25.00")
+    expires_at = forms.DateTimeField(required=False, label="Expires", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    allowed_models = forms.ModelMultipleChoiceField(
+        queryset=ModelPrice.objects.filter(is_active=True), required=False, to_field_name="name",
+        widget=forms.SelectMultiple(attrs={"size": 6}), help_text="None selected: every model",
+    )
+    allowed_ips = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Allowed IPs",
+                                  help_text="One IP or CIDR range per line; empty: any IP")
+
+    def __init__(self, *args, user, token=None, **kwargs):
+        if token is not None:
+            kwargs.setdefault("initial", {}).update({
+                "name": token.name,
+                "group": token.group,
+                "unlimited": token.quota is None,
+                "quota": "" if token.quota is None else format_usd(token.quota, places=None),
+                "expires_at": token.expires_at,
+                "allowed_models": ModelPrice.objects.filter(name__in=token.allowed_models),
+                "allowed_ips": "\n".join(token.allowed_ips),
+            })
+        super().__init__(*args, **kwargs)
+        self.fields["group"].queryset = groups_for_user(user=user)
+
+    def clean_quota(self):
+        raw = self.cleaned_data.get("quota", "").strip()
+        if not raw:
+            return None
+        try:
+            return parse_usd(raw, allow_zero=True, field="Quota")
+        except SynstarError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("unlimited") and data.get("quota") is None and "quota" not in self.errors:
+            self.add_error("quota", "Enter a quota, or tick Unlimited.")
+        return data
+
+    def service_kwargs(self) -> dict:
+        d = self.cleaned_data
+        return {
+            "name": d["name"],
+            "group": d["group"],
+            "quota": None if d["unlimited"] else d["quota"],
+            "expires_at": d.get("expires_at"),
+            "allowed_models": [m.name for m in d.get("allowed_models") or []],
+            "allowed_ips": [line for line in (d.get("allowed_ips") or "").splitlines() if line.strip()],
+        }
+
+
+class UsageFilterForm(forms.Form):
+    token = forms.ModelChoiceField(queryset=None, required=False, empty_label="All tokens")
+    model = forms.ChoiceField(required=False)
+    state = forms.ChoiceField(required=False)
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
+
+    def __init__(self, *args, user, **kwargs):
+        from billing.models import ApiToken, Generation
+
+        super().__init__(*args, **kwargs)
+        self.fields["token"].queryset = ApiToken.objects.filter(user=user)
+        self.fields["model"].choices = [("", "All models")] + [
+            (n, n) for n in ModelPrice.objects.values_list("name", flat=True)
+        ]
+        self.fields["state"].choices = [("", "All statuses")] + list(Generation.State.choices)

@@ -1,0 +1,110 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from billing.apis import usage_csv_response
+from billing.forms import TokenForm, UsageFilterForm
+from billing.models import ApiToken
+from billing.selectors import UsageFilters, pricing_table, tokens_for_user, usage_records
+from billing.services import token_create, token_delete, token_update
+from synstar.errors import SynstarError
+
+PAGE_SIZE = 50
+
+
+@login_required
+def tokens_page(request):
+    form = TokenForm(request.POST or None, user=request.user, initial={"name": "My token"})
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, new_key = token_create(user=request.user, **form.service_kwargs())
+            form = TokenForm(user=request.user, initial={"name": "My token"})
+        except SynstarError as exc:
+            form.add_error(None, exc.message)
+    return render(request, "console/tokens.html", {"tokens": tokens_for_user(user=request.user), "form": form, "new_key": new_key})
+
+
+@login_required
+def token_edit(request, token_id: int):
+    token = get_object_or_404(ApiToken, pk=token_id, user=request.user, deleted_at__isnull=True)
+    form = TokenForm(request.POST or None, user=request.user, token=token)
+    if request.method == "POST" and form.is_valid():
+        try:
+            token_update(token_id=token.pk, user=request.user, **form.service_kwargs())
+            messages.success(request, f"Token {form.cleaned_data['name']!r} saved.")
+            return redirect("console:tokens")
+        except SynstarError as exc:
+            form.add_error(None, exc.message)
+    return render(request, "console/token_edit.html", {"token": token, "form": form})
+
+
+@login_required
+@require_POST
+def token_toggle(request, token_id: int):
+    token = get_object_or_404(ApiToken, pk=token_id, user=request.user, deleted_at__isnull=True)
+    token = token_update(token_id=token.pk, user=request.user, is_enabled=not token.is_enabled)
+    if request.htmx:
+        return render(request, "console/_token_row.html", {"token": token})
+    return redirect("console:tokens")
+
+
+@login_required
+@require_POST
+def token_remove(request, token_id: int):
+    try:
+        token_delete(token_id=token_id, user=request.user)
+    except SynstarError as exc:
+        messages.error(request, exc.message)
+    if request.htmx:
+        return render(request, "console/_empty.html")
+    messages.success(request, "Token deleted. Requests with it are refused from now on.")
+    return redirect("console:tokens")
+
+
+def pricing_page(request):
+    return render(request, "console/pricing.html", {"rows": pricing_table(user=request.user)})
+
+
+@login_required
+def usage_page(request):
+    form = UsageFilterForm(request.GET or None, user=request.user)
+    filters = UsageFilters()
+    if form.is_valid():
+        d = form.cleaned_data
+        filters = UsageFilters(
+            token_id=d["token"].pk if d.get("token") else None,
+            model=d.get("model") or None,
+            state=d.get("state") or None,
+            date_from=d.get("date_from"),
+            date_to=d.get("date_to"),
+        )
+    if request.GET.get("format") == "csv":
+        return usage_csv_response(_all_records(request.user, filters))
+    try:
+        before = int(request.GET.get("before") or 0) or None
+    except ValueError:
+        before = None
+    rows = usage_records(user=request.user, filters=filters, before_id=before, limit=PAGE_SIZE + 1)
+    query = request.GET.copy()
+    query.pop("before", None)
+    context = {
+        "form": form,
+        "rows": rows[:PAGE_SIZE],
+        "next_before": rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None,
+        "is_first_page": before is None,
+        "query": query.urlencode(),
+    }
+    return render(request, "console/usage.html", context)
+
+
+def _all_records(user, filters):
+    """Every matching record for CSV export, fetched in keyset pages so memory stays flat."""
+    before = None
+    while True:
+        page = usage_records(user=user, filters=filters, before_id=before, limit=1000)
+        yield from page
+        if len(page) < 1000:
+            return
+        before = page[-1].pk
