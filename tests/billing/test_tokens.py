@@ -1,0 +1,138 @@
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from billing.keys import key_hash
+from billing.models import ApiToken, GatewayKey, TokenGroup
+from billing.services import token_delete, token_update
+from synstar.errors import InvalidRequest, NotFound, PermissionDenied
+from synstar.money import usd
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_key_is_shown_once_and_stored_only_as_a_hash(make_token):
+    user = make_user()
+    token = make_token(user)
+    assert token.raw_key.startswith("sk-") and len(token.raw_key) == 43
+    stored = ApiToken.objects.get(pk=token.pk)
+    assert stored.key_hash == key_hash(token.raw_key)
+    assert stored.key_prefix == token.raw_key[:10]
+    assert token.raw_key not in str(ApiToken.objects.filter(pk=token.pk).values().first())
+
+
+def test_group_the_user_may_not_use_is_refused(make_token):
+    user = make_user()
+    with pytest.raises(PermissionDenied) as info:
+        make_token(user, group="discount")
+    assert info.value.code == "group_not_allowed"
+    assert not ApiToken.objects.exists()
+    TokenGroup.objects.get(name="discount").allowed_users.add(user)
+    assert make_token(user, group="discount").group.name == "discount"
+
+
+def test_quota_below_used_is_refused(make_token):
+    user = make_user()
+    token = make_token(user, quota=usd("5"))
+    ApiToken.objects.filter(pk=token.pk).update(used=usd("3"), held=usd("1"))
+    with pytest.raises(InvalidRequest) as info:
+        token_update(token_id=token.pk, user=user, quota=usd("3.99"))
+    assert info.value.code == "quota_below_used"
+    assert ApiToken.objects.get(pk=token.pk).quota == usd("5")
+    assert token_update(token_id=token.pk, user=user, quota=usd("4")).quota == usd("4")
+    assert token_update(token_id=token.pk, user=user, quota=None).quota is None
+
+
+def test_rename_disable_expiry_allow_lists(make_token):
+    user = make_user()
+    token = make_token(user)
+    later = timezone.now() + timedelta(days=3)
+    token = token_update(
+        token_id=token.pk, user=user, name="prod", is_enabled=False, expires_at=later,
+        allowed_models=["gpt-4o", "gpt-4o-mini"], allowed_ips=["10.0.0.0/8", "192.168.1.7"],
+    )
+    assert (token.name, token.is_enabled, token.expires_at) == ("prod", False, later)
+    assert token.allowed_models == ["gpt-4o", "gpt-4o-mini"]
+    assert token.allowed_ips == ["10.0.0.0/8", "192.168.1.7/32"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"name": ""}, "invalid_name"),
+        ({"allowed_models": ["gpt-9"]}, "model_not_found"),
+        ({"allowed_ips": ["10.0.0.300"]}, "invalid_ip"),
+    ],
+)
+def test_bad_token_settings_change_nothing(make_token, changes, code):
+    user = make_user()
+    token = make_token(user, name="keep")
+    with pytest.raises(InvalidRequest) as info:
+        token_update(token_id=token.pk, user=user, **changes)
+    assert info.value.code == code
+    fresh = ApiToken.objects.get(pk=token.pk)
+    assert (fresh.name, fresh.allowed_models, fresh.allowed_ips) == ("keep", [], [])
+
+
+def test_another_users_token_is_not_found(make_token):
+    owner, other = make_user(), make_user()
+    token = make_token(owner)
+    with pytest.raises(NotFound):
+        token_update(token_id=token.pk, user=other, name="mine")
+    with pytest.raises(NotFound):
+        token_delete(token_id=token.pk, user=other)
+
+
+def test_tokens_api_create_list_patch_delete(client, catalog):
+    user = make_user()
+    client.force_login(user)
+    created = client.post(
+        "/api/v1/tokens", {"name": "ci", "quota": "12.50", "allowed_models": ["gpt-4o"]}, content_type="application/json"
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert body["key"].startswith("sk-") and body["quota"] == "12.50" and body["group"] == "default"
+    listed = client.get("/api/v1/tokens").json()
+    assert [t["name"] for t in listed] == ["ci"] and "key" not in listed[0]
+    patched = client.patch(f"/api/v1/tokens/{body['id']}", {"quota": None, "is_enabled": False}, content_type="application/json")
+    assert patched.json()["unlimited"] is True and patched.json()["is_enabled"] is False
+    assert client.delete(f"/api/v1/tokens/{body['id']}").status_code == 204
+    assert client.get("/api/v1/tokens").json() == []
+
+
+def test_tokens_api_refuses_bad_input_and_sk_auth(client, make_token):
+    user = make_user()
+    token = make_token(user)
+    # Token management needs the console session: an sk- key cannot mint more keys.
+    response = client.get("/api/v1/tokens", HTTP_AUTHORIZATION=f"Bearer {token.raw_key}")
+    assert response.status_code == 401
+    client.force_login(user)
+    bad = client.post("/api/v1/tokens", {"name": "x", "quota": "-1"}, content_type="application/json")
+    assert bad.status_code == 400 and "quota" in bad.json()["error"]["message"]
+    bad = client.post("/api/v1/tokens", {"name": "x", "group": "discount"}, content_type="application/json")
+    assert bad.status_code == 403 and bad.json()["error"]["code"] == "group_not_allowed"
+    assert ApiToken.objects.count() == 1
+
+
+def test_create_gateway_key_and_api_token_commands(capsys, catalog):
+    user = make_user(email="cli@example.com")
+    call_command("create_gateway_key", "edge-7")
+    gw_key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert gw_key.startswith("gw-") and GatewayKey.objects.get(name="edge-7").key_hash == key_hash(gw_key)
+
+    call_command("create_api_token", "CLI@example.com", "--quota", "25", "--name", "batch")
+    sk_key = capsys.readouterr().out.strip().splitlines()[-1]
+    token = ApiToken.objects.get(key_hash=key_hash(sk_key))
+    assert (token.user, token.quota, token.name, token.group.name) == (user, usd("25"), "batch", "default")
+
+    with pytest.raises(CommandError, match="No user"):
+        call_command("create_api_token", "nobody@example.com")
+    with pytest.raises(CommandError, match="No token group 'vip'"):
+        call_command("create_api_token", "cli@example.com", "--group", "vip")
+    with pytest.raises(CommandError, match="decimal"):
+        call_command("create_api_token", "cli@example.com", "--quota", "lots")
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_gateway_key", "edge-7")
