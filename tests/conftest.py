@@ -100,3 +100,16 @@ def run_concurrently(fn: Callable, args_list: list, *, timeout: float = 120) -> 
         t.join(timeout)
     assert not any(t.is_alive() for t in threads), "threads did not finish"
     return results, errors
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path):
+    """A real Celery worker on the configured broker (Redis under `make test`), reading the test DB."""
+    from synstar.celery import app
+    from tests.celery_worker import WorkerProcess
+
+    app.control.purge()
+    worker = WorkerProcess(tmp_path / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
