@@ -8,7 +8,9 @@ from synstar.money import format_usd, parse_usd
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100)
-    group = forms.ModelChoiceField(queryset=None, empty_label=None, help_text="Decides the price rate of requests")
+    group = forms.ModelChoiceField(
+        queryset=None, empty_label=None, to_field_name="name", help_text="Decides the price rate of requests"
+    )
     unlimited = forms.BooleanField(required=False, initial=True, label="Unlimited quota",
                                    help_text="Without a quota, the account balance is the only limit.")
     quota = forms.CharField(required=False, label="Quota (USD)", help_text="Most this token may spend, e.g. 25.00")

@@ -13,16 +13,23 @@ from synstar.errors import SynstarError
 PAGE_SIZE = 50
 
 
+NEW_KEY_SESSION = "billing.new_api_key"
+
+
 @login_required
 def tokens_page(request):
     form = TokenForm(request.POST or None, user=request.user, initial={"name": "My token"})
-    new_key = None
     if request.method == "POST" and form.is_valid():
         try:
-            token, new_key = token_create(user=request.user, **form.service_kwargs())
-            form = TokenForm(user=request.user, initial={"name": "My token"})
+            _, raw_key = token_create(user=request.user, **form.service_kwargs())
         except SynstarError as exc:
             form.add_error(None, exc.message)
+        else:
+            # Post/Redirect/Get: a reload never creates a second token. The key rides in the session
+            # for exactly one page view, then is gone.
+            request.session[NEW_KEY_SESSION] = raw_key
+            return redirect("console:tokens")
+    new_key = request.session.pop(NEW_KEY_SESSION, None) if request.method == "GET" else None
     return render(request, "console/tokens.html", {"tokens": tokens_for_user(user=request.user), "form": form, "new_key": new_key})
 
 
