@@ -122,3 +122,19 @@ def format_usd(nanos: int, *, places: int | None = 2, symbol: bool = False, grou
 def usd(amount: str) -> int:
     """Nanos of a literal USD amount written in code or settings, e.g. usd("0.50")."""
     return parse_usd(amount, allow_zero=True, allow_negative=True)
+
+
+NANOS_PER_CENT = NANOS_PER_USD // 100
+
+
+def to_cents(nanos: int) -> int:
+    """Provider boundary only: nanos -> integer cents (the amount must be whole cents)."""
+    cents, remainder = divmod(nanos, NANOS_PER_CENT)
+    if remainder:
+        raise InvalidAmount("Payment amounts must be whole cents.")
+    return cents
+
+
+def from_cents(cents: int) -> int:
+    """Provider boundary only: integer cents -> nanos."""
+    return int(cents) * NANOS_PER_CENT

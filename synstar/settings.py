@@ -131,6 +131,22 @@ SIGNUP_GRANT_USD = env("SIGNUP_GRANT_USD", default="0.50")
 METERING_HOLD_TTL_SECONDS = env.int("METERING_HOLD_TTL_SECONDS", default=600)
 # A report not settled after this long (its task was lost) is settled by the sweeper.
 METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default=30)
+# Top-ups (USD).
+TOPUP_PRESETS_USD = env.list("TOPUP_PRESETS_USD", default=["5", "10", "20", "50", "100", "200", "500", "1000"])
+TOPUP_MIN_USD = env("TOPUP_MIN_USD", default="1")
+TOPUP_MAX_USD = env("TOPUP_MAX_USD", default="10000")
+# Orders left Pending/Paid longer than this are looked up at the provider by the reconciliation task.
+ORDER_RECONCILE_AFTER_SECONDS = env.int("ORDER_RECONCILE_AFTER_SECONDS", default=600)
+# Payment providers. With no keys at all, the sandbox provider stands in (off whenever keys are set).
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="")  # tests point this at a local stand-in
+AIRWALLEX_CLIENT_ID = env("AIRWALLEX_CLIENT_ID", default="")
+AIRWALLEX_API_KEY = env("AIRWALLEX_API_KEY", default="")
+AIRWALLEX_WEBHOOK_SECRET = env("AIRWALLEX_WEBHOOK_SECRET", default="")
+AIRWALLEX_API_BASE = env("AIRWALLEX_API_BASE", default="https://api-demo.airwallex.com")
+AIRWALLEX_CHECKOUT_BASE = env("AIRWALLEX_CHECKOUT_BASE", default="https://checkout-demo.airwallex.com")
+PAYMENTS_SANDBOX = env.bool("PAYMENTS_SANDBOX", default=True)
 # Deadlocks, serialization failures and lock timeouts are retried this many times by ledger services.
 LEDGER_MAX_RETRIES = env.int("LEDGER_MAX_RETRIES", default=5)
 
@@ -189,6 +205,14 @@ CELERY_BEAT_SCHEDULE = {
     "metering-sweep": {
         "task": "billing.tasks.metering_sweep_task",
         "schedule": timedelta(seconds=env.int("METERING_SWEEP_SECONDS", default=15)),
+    },
+    "orders-reconcile": {
+        "task": "wallet.tasks.orders_reconcile_task",
+        "schedule": timedelta(seconds=env.int("ORDER_RECONCILE_EVERY_SECONDS", default=120)),
+    },
+    "webhooks-retry": {
+        "task": "wallet.tasks.webhooks_retry_task",
+        "schedule": timedelta(seconds=env.int("WEBHOOK_RETRY_EVERY_SECONDS", default=60)),
     },
     "ledger-check": {
         "task": "wallet.tasks.ledger_check",

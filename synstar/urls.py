@@ -7,11 +7,17 @@ from billing import views as billing_views
 from billing.urls import api_urlpatterns as billing_api
 from synstar import views as shell
 from synstar.accounts import views as account_views
+from wallet import order_apis, topup_views, webhooks
 from wallet import views as wallet_views
 from wallet.urls import api_urlpatterns as wallet_api
 
 console_patterns = [
     path("", wallet_views.dashboard, name="dashboard"),
+    path("wallet/", topup_views.wallet_page, name="wallet"),
+    path("wallet/quote/", topup_views.topup_quote, name="topup-quote"),
+    path("wallet/topup/", topup_views.topup_start, name="topup-start"),
+    path("bills/", topup_views.bills_page, name="bills"),
+    path("sandbox/checkout/<str:checkout_id>/", topup_views.sandbox_checkout, name="sandbox-checkout"),
     path("tokens/", billing_views.tokens_page, name="tokens"),
     path("tokens/<int:token_id>/edit/", billing_views.token_edit, name="token-edit"),
     path("tokens/<int:token_id>/toggle/", billing_views.token_toggle, name="token-toggle"),
@@ -21,7 +27,12 @@ console_patterns = [
     path("settings/", account_views.settings_page, name="settings"),
 ]
 
-api_v1 = [*wallet_api, *billing_api]
+api_v1 = [
+    *wallet_api,
+    *billing_api,
+    path("topups", order_apis.TopUpCreateApi.as_view(), name="topups"),
+    path("bills", order_apis.BillListApi.as_view(), name="bills"),
+]
 
 urlpatterns = [
     path("", include((console_patterns, "console"))),
@@ -32,6 +43,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("webhooks/stripe/", webhooks.stripe_webhook, name="webhook-stripe"),
+    path("webhooks/airwallex/", webhooks.airwallex_webhook, name="webhook-airwallex"),
     path("healthz", shell.healthz, name="healthz"),
     # Unknown API paths answer in the one error shape, whatever DEBUG says.
     re_path(r"^(api|v1|webhooks)/", shell.not_found),

@@ -152,3 +152,135 @@ def adjust_balance_action(modeladmin, request, queryset):
             "opts": modeladmin.model._meta,
         },
     )
+
+
+# --- top-ups ----------------------------------------------------------------------------------------
+
+from wallet.models import BonusRule, PaymentMethod, Refund, TopUpOrder, WebhookEvent  # noqa: E402
+
+
+@admin.register(BonusRule)
+class BonusRuleAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "match", "amount_usd", "bonus_fixed_usd", "bonus_percent", "is_active"]
+    list_editable = ["is_active"]
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_usd(self, obj):
+        return _usd(obj.amount)
+
+    @admin.display(description="Fixed bonus")
+    def bonus_fixed_usd(self, obj):
+        return _usd(obj.bonus_fixed)
+
+
+@admin.register(PaymentMethod)
+class PaymentMethodAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "provider", "provider_method", "countries", "is_enabled", "sort_order"]
+    list_editable = ["is_enabled", "sort_order"]
+
+
+class RefundInline(admin.TabularInline):
+    model = Refund
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "source", "base_removed", "bonus_removed", "shortfall", "provider_refund_id", "actor", "reason"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RefundForm(forms.Form):
+    amount = forms.CharField(required=False, help_text="USD of base credits to refund; empty: as much as is still available")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    idempotency_key = forms.CharField(widget=forms.HiddenInput)
+
+    def clean_amount(self):
+        raw = self.cleaned_data["amount"].strip()
+        if not raw:
+            return None
+        try:
+            return parse_usd(raw)
+        except SynstarError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+@admin.action(description="Refund (bonus clawed back first; used credits are not refundable)")
+def refund_action(modeladmin, request, queryset):
+    from wallet.orders import order_refund
+
+    if "apply" in request.POST:
+        form = RefundForm(request.POST)
+        if form.is_valid():
+            for order in queryset:
+                try:
+                    refund = order_refund(order_id=order.pk, source=Refund.Source.ADMIN, cash=form.cleaned_data["amount"],
+                                          key=f"admin:{form.cleaned_data['idempotency_key']}:{order.pk}",
+                                          actor=request.user, reason=form.cleaned_data["reason"])
+                    modeladmin.message_user(request, f"{order.order_no}: refunded {_usd(refund.base_removed)} "
+                                                     f"and clawed back {_usd(refund.bonus_removed)} bonus.")
+                except SynstarError as exc:
+                    modeladmin.message_user(request, f"{order.order_no}: {exc.message}", messages.ERROR)
+            return None
+    else:
+        form = RefundForm(initial={"idempotency_key": uuid.uuid4().hex})
+    return render(request, "admin/refund_orders.html", {
+        **modeladmin.admin_site.each_context(request), "title": "Refund orders", "form": form, "orders": queryset,
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, "opts": modeladmin.model._meta,
+    })
+
+
+@admin.register(TopUpOrder)
+class TopUpOrderAdmin(ReadOnlyAdmin):
+    list_display = ["order_no", "user", "method", "provider", "amount_usd", "bonus_usd", "status", "refunded_usd", "created_at"]
+    list_filter = ["status", "provider", "method"]
+    search_fields = ["order_no", "user__email", "checkout_id", "payment_id"]
+    list_select_related = ["user", "method"]
+    inlines = [RefundInline]
+    actions = [refund_action]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # the list (and its actions) but no editing of orders
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_usd(self, obj):
+        return _usd(obj.amount)
+
+    @admin.display(description="Bonus")
+    def bonus_usd(self, obj):
+        return _usd(obj.bonus)
+
+    @admin.display(description="Refunded")
+    def refunded_usd(self, obj):
+        return _usd(obj.cash_refunded)
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ["order", "source", "base_removed", "bonus_removed", "shortfall", "actor", "created_at"]
+    list_filter = ["source"]
+    search_fields = ["order__order_no", "key"]
+
+
+@admin.action(description="Reprocess selected events")
+def reprocess_action(modeladmin, request, queryset):
+    from wallet.tasks import webhook_process_task
+
+    count = 0
+    for event in queryset.exclude(status=WebhookEvent.Status.PROCESSED):
+        WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.RECEIVED)
+        webhook_process_task.delay(event.pk)
+        count += 1
+    modeladmin.message_user(request, f"Queued {count} event(s) for processing (processed events are skipped).")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "provider", "event_type", "event_id", "status", "attempts", "error"]
+    list_filter = ["provider", "status", "event_type"]
+    search_fields = ["event_id"]
+    actions = [reprocess_action]
+    readonly_fields = ["provider", "event_id", "event_type", "payload", "status", "error", "attempts", "received_at", "processed_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None

@@ -172,3 +172,164 @@ class Hold(models.Model):
         return f"Hold #{self.pk} ({self.status})"
 
 
+
+
+# --- top-ups ----------------------------------------------------------------------------------------
+
+
+class BonusRule(models.Model):
+    """Bonus credit for a top-up. `exact` rules match one amount; `above` rules match any larger amount
+    (the highest threshold below the amount wins). An exact match wins over an `above` rule."""
+
+    class Match(models.TextChoices):
+        EXACT = "exact", "Exactly this amount"
+        ABOVE = "above", "More than this amount"
+
+    match = models.CharField(max_length=8, choices=Match.choices)
+    amount = models.BigIntegerField(help_text="nanos of the top-up")
+    bonus_fixed = models.BigIntegerField(default=0, help_text="nanos added")
+    bonus_percent = models.DecimalField(max_digits=6, decimal_places=3, default=0, help_text="percent of the top-up added")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["amount"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0, bonus_fixed__gte=0, bonus_percent__gte=0), name="wallet_bonusrule_nonnegative"),
+            models.UniqueConstraint(fields=["match", "amount"], name="wallet_bonusrule_unique"),
+        ]
+
+    def __str__(self) -> str:
+        from synstar.money import format_usd
+
+        bonus = f"+${format_usd(self.bonus_fixed)}" if self.bonus_fixed else f"+{self.bonus_percent.normalize()}%"
+        return f"{self.get_match_display()} ${format_usd(self.amount)}: {bonus}"
+
+
+class PaymentMethod(models.Model):
+    class Provider(models.TextChoices):
+        STRIPE = "stripe", "Stripe"
+        AIRWALLEX = "airwallex", "Airwallex"
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    provider_method = models.CharField(max_length=40, help_text="e.g. card, alipay, wechat_pay")
+    countries = models.JSONField(default=list, blank=True, help_text="ISO country codes; empty: every country")
+    is_enabled = models.BooleanField(default=True)
+    sort_order = models.PositiveIntegerField(default=100)
+
+    class Meta:
+        ordering = ["sort_order", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def available_in(self, country: str) -> bool:
+        return not self.countries or (country or "").upper() in self.countries
+
+
+class TopUpOrder(models.Model):
+    """A bill: one top-up order and its payment status."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        REFUNDED = "refunded", "Refunded"
+
+    order_no = models.CharField(max_length=32, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="topup_orders")
+    method = models.ForeignKey(PaymentMethod, on_delete=models.PROTECT, related_name="orders")
+    provider = models.CharField(max_length=16, help_text="stripe, airwallex or sandbox")
+    amount = models.BigIntegerField(help_text="nanos paid, and base credits")
+    bonus = models.BigIntegerField(default=0, help_text="nanos of bonus credits")
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    checkout_id = models.CharField(max_length=255, blank=True, default="", help_text="Checkout session / payment intent")
+    checkout_url = models.URLField(max_length=2000, blank=True, default="")
+    payment_id = models.CharField(max_length=255, blank=True, default="", help_text="Provider payment reference")
+    failure_reason = models.CharField(max_length=255, blank=True, default="")
+    refunded_amount = models.BigIntegerField(default=0, help_text="nanos of base credits removed by refunds")
+    cash_refunded = models.BigIntegerField(default=0, help_text="nanos of money returned to the payer")
+    bonus_clawed = models.BigIntegerField(default=0, help_text="nanos of bonus clawed back")
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0, bonus__gte=0), name="wallet_order_amounts"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0, refunded_amount__lte=models.F("amount"))
+                & Q(bonus_clawed__gte=0, bonus_clawed__lte=models.F("bonus")),
+                name="wallet_order_refunds_bounded",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="wallet_order_user_recent"),
+            models.Index(fields=["user", "status", "-id"], name="wallet_order_user_status"),
+            models.Index(fields=["created_at"], condition=Q(status__in=["pending", "paid"]), name="wallet_order_open"),
+            models.Index(fields=["provider", "checkout_id"], name="wallet_order_checkout"),
+            models.Index(fields=["provider", "payment_id"], name="wallet_order_payment"),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_no
+
+    @property
+    def total_credits(self) -> int:
+        return self.amount + self.bonus
+
+
+class Refund(models.Model):
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        PROVIDER = "provider", "Provider refund"
+        DISPUTE = "dispute", "Dispute"
+
+    order = models.ForeignKey(TopUpOrder, on_delete=models.PROTECT, related_name="refunds")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    key = models.CharField(max_length=200, unique=True, help_text="Provider refund/dispute id, or the admin form's key")
+    requested = models.BigIntegerField(help_text="nanos of cash asked for (admin) or already refunded (provider)")
+    base_removed = models.BigIntegerField(default=0)
+    bonus_removed = models.BigIntegerField(default=0)
+    shortfall = models.BigIntegerField(default=0, help_text="Cash the provider returned beyond what could be clawed back")
+    provider_refund_id = models.CharField(max_length=255, blank=True, default="")
+    transaction = models.OneToOneField(Transaction, on_delete=models.PROTECT, null=True, blank=True, related_name="refund")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Refund of {self.order_id} ({self.source})"
+
+
+class WebhookEvent(models.Model):
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored (not handled)"
+        FAILED = "failed", "Failed"
+
+    provider = models.CharField(max_length=16)
+    event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="wallet_webhook_once")]
+        indexes = [models.Index(fields=["status", "received_at"], name="wallet_webhook_status")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type} {self.event_id}"

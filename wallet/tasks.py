@@ -16,3 +16,37 @@ def ledger_check() -> int:
     if not problems:
         logger.info("ledger check: OK")
     return len(problems)
+
+
+@shared_task(bind=True, max_retries=5, acks_late=True)
+def webhook_process_task(self, event_pk: int) -> None:
+    """Process one stored webhook event; a failure is saved on the event and retried with backoff."""
+    from wallet.orders import webhook_process
+
+    try:
+        webhook_process(event_pk=event_pk)
+    except Exception as exc:
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries * 5, 300)) from None
+
+
+@shared_task
+def webhooks_retry_task() -> int:
+    """Beat: requeue failed events (and any stuck in received) for another attempt, up to 10 each."""
+    from django.utils import timezone
+
+    from wallet.models import WebhookEvent
+
+    stale = timezone.now() - timezone.timedelta(minutes=2)
+    pks = list(
+        WebhookEvent.objects.filter(status__in=["failed", "received"], attempts__lt=10, received_at__lt=stale).values_list("pk", flat=True)[:200]
+    )
+    for pk in pks:
+        webhook_process_task.delay(pk)
+    return len(pks)
+
+
+@shared_task
+def orders_reconcile_task() -> dict:
+    from wallet.orders import orders_reconcile
+
+    return orders_reconcile()

@@ -3,6 +3,8 @@ from django.urls import reverse
 # The console's navigation. Sections are added here as their pages land.
 NAVIGATION = [
     ("dashboard", "Dashboard", "console:dashboard"),
+    ("wallet", "Wallet", "console:wallet"),
+    ("bills", "Bills", "console:bills"),
     ("tokens", "API tokens", "console:tokens"),
     ("usage", "Usage records", "console:usage"),
     ("pricing", "Pricing", "console:pricing"),

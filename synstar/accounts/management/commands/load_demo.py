@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from billing.demo import catalog_load, grant_discount_group
+from wallet.demo import topup_config_load
 from synstar.accounts.models import User
 from synstar.accounts.services import user_create, user_signup_complete
 
@@ -19,7 +20,8 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         catalog_load()
-        self.stdout.write("price catalog, tiers and token groups loaded")
+        topup_config_load()
+        self.stdout.write("price catalog, tiers, token groups, bonus rules and payment methods loaded")
         for email, password, country, is_staff in DEMO_USERS:
             user = User.objects.filter(email=email).first()
             if user is None:

@@ -1,0 +1,159 @@
+"""Local stand-ins for Stripe's and Airwallex's HTTP APIs, and webhook signing with their real schemes.
+
+Only the endpoints the client modules call are implemented, with the response shapes of the real APIs
+(Stripe: form-encoded requests, JSON objects; Airwallex: JSON with decimal major-unit amounts).
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+
+class _Server:
+    def __init__(self):
+        self.requests: list[tuple[str, str, dict]] = []
+        handler = self._handler_class()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._reply(*server.route("GET", self.path, {}, self.headers))
+
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                server.requests.append(("POST", self.path, raw))
+                self._reply(*server.route("POST", self.path, raw, self.headers))
+
+        return Handler
+
+
+class FakeStripe(_Server):
+    webhook_secret = "whsec_test_fake"
+    api_key = "sk_test_fake"
+
+    def __init__(self):
+        self.sessions: dict[str, dict] = {}
+        self.refunds: list[dict] = []
+        super().__init__()
+
+    def route(self, method, path, raw, headers):
+        if headers.get("Authorization") != f"Bearer {self.api_key}":
+            return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
+        if method == "POST" and path == "/v1/checkout/sessions":
+            form = {k: v[0] for k, v in parse_qs(raw).items()}
+            sid = f"cs_test_{secrets.token_hex(12)}"
+            self.sessions[sid] = {
+                "id": sid, "object": "checkout.session", "url": f"https://checkout.stripe.test/c/pay/{sid}",
+                "status": "open", "payment_status": "unpaid", "mode": "payment",
+                "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
+                "currency": form["line_items[0][price_data][currency]"],
+                "client_reference_id": form.get("client_reference_id"),
+                "metadata": {"order_no": form.get("metadata[order_no]")},
+                "payment_method_types": [form.get("payment_method_types[0]")],
+                "payment_intent": None,
+            }
+            return 200, self.sessions[sid]
+        if method == "GET" and path.startswith("/v1/checkout/sessions/"):
+            sid = path.rsplit("/", 1)[1]
+            if sid not in self.sessions:
+                return 404, {"error": {"type": "invalid_request_error", "message": f"No such checkout.session: {sid}"}}
+            return 200, self.sessions[sid]
+        if method == "POST" and path == "/v1/refunds":
+            form = {k: v[0] for k, v in parse_qs(raw).items()}
+            refund = {"id": f"re_{secrets.token_hex(10)}", "object": "refund", "amount": int(form["amount"]),
+                      "payment_intent": form["payment_intent"], "status": "succeeded"}
+            self.refunds.append(refund)
+            return 200, refund
+        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: {path})"}}
+
+    def pay(self, session_id: str) -> dict:
+        """What happens at Stripe when the customer pays: the session completes."""
+        session = self.sessions[session_id]
+        session.update(status="complete", payment_status="paid", payment_intent=f"pi_{secrets.token_hex(10)}")
+        return session
+
+    def event(self, event_type: str, obj: dict) -> bytes:
+        return json.dumps({"id": f"evt_{secrets.token_hex(12)}", "object": "event", "type": event_type,
+                           "created": int(time.time()), "data": {"object": obj}}).encode()
+
+    def sign(self, body: bytes, *, secret: str | None = None, timestamp: int | None = None) -> str:
+        """Stripe's scheme: Stripe-Signature: t=<unix>,v1=hex(HMAC-SHA256(secret, "<t>." + body))."""
+        t = timestamp or int(time.time())
+        v1 = hmac.new((secret or self.webhook_secret).encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        return f"t={t},v1={v1}"
+
+
+class FakeAirwallex(_Server):
+    client_id, api_key, webhook_secret = "awx_client", "awx_key", "awx_whsec_fake"
+
+    def __init__(self):
+        self.intents: dict[str, dict] = {}
+        self.refunds: list[dict] = []
+        self.token = secrets.token_hex(16)
+        super().__init__()
+
+    def route(self, method, path, raw, headers):
+        if path == "/api/v1/authentication/login":
+            if headers.get("x-client-id") != self.client_id or headers.get("x-api-key") != self.api_key:
+                return 401, {"code": "credentials_invalid", "message": "Invalid credentials"}
+            return 201, {"token": self.token, "expires_at": "2099-01-01T00:00:00+0000"}
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {"code": "unauthorized", "message": "Access denied"}
+        if method == "POST" and path == "/api/v1/pa/payment_intents/create":
+            body = json.loads(raw, parse_float=Decimal)
+            iid = f"int_{secrets.token_hex(10)}"
+            self.intents[iid] = {"id": iid, "client_secret": secrets.token_hex(16), "amount": float(Decimal(body["amount"])),
+                                 "currency": body["currency"], "merchant_order_id": body["merchant_order_id"],
+                                 "status": "REQUIRES_PAYMENT_METHOD"}
+            return 201, self.intents[iid]
+        if method == "GET" and path.startswith("/api/v1/pa/payment_intents/"):
+            iid = path.rsplit("/", 1)[1]
+            return (200, self.intents[iid]) if iid in self.intents else (404, {"code": "resource_not_found"})
+        if method == "POST" and path == "/api/v1/pa/refunds/create":
+            body = json.loads(raw, parse_float=Decimal)
+            refund = {"id": f"rfd_{secrets.token_hex(8)}", "amount": float(Decimal(body["amount"])),
+                      "payment_intent_id": body["payment_intent_id"], "status": "RECEIVED", "currency": "USD"}
+            self.refunds.append(refund)
+            return 201, refund
+        return 404, {"code": "resource_not_found"}
+
+    def pay(self, intent_id: str) -> dict:
+        self.intents[intent_id]["status"] = "SUCCEEDED"
+        return self.intents[intent_id]
+
+    def event(self, name: str, obj: dict) -> bytes:
+        return json.dumps({"id": f"evt_awx_{secrets.token_hex(10)}", "name": name, "account_id": "acct_test",
+                           "data": {"object": obj}, "created_at": "2026-11-22T00:00:00+0000"}).encode()
+
+    def sign(self, body: bytes, *, secret: str | None = None, timestamp_ms: int | None = None) -> dict:
+        """Airwallex's scheme: x-signature = hex(HMAC-SHA256(secret, x-timestamp + body)), timestamp in ms."""
+        ts = str(timestamp_ms or int(time.time() * 1000))
+        sig = hmac.new((secret or self.webhook_secret).encode(), ts.encode() + body, hashlib.sha256).hexdigest()
+        return {"HTTP_X_TIMESTAMP": ts, "HTTP_X_SIGNATURE": sig}

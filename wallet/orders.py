@@ -1,0 +1,393 @@
+"""Services for top-up orders (bills): bonus, creation, completion, failure, refunds, webhooks,
+reconciliation (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from synstar.db import atomic_with_retry
+from synstar.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from synstar.money import InvalidAmount, format_usd, from_cents, parse_usd, round_half_up, to_cents
+from wallet import providers
+from wallet.models import Account, BonusRule, PaymentMethod, Refund, SystemAccount, TopUpOrder, Transaction, WebhookEvent
+from wallet.providers.base import CANCELLED, DISPUTED, FAILED, PAID, PENDING, REFUNDED, ProviderEvent
+from wallet.services import Line, _post, main_account, system_account_id
+
+logger = logging.getLogger(__name__)
+
+PAYMENT_ACCOUNTS = {
+    "stripe": SystemAccount.PAYMENTS_STRIPE,
+    "airwallex": SystemAccount.PAYMENTS_AIRWALLEX,
+    "sandbox": SystemAccount.PAYMENTS_SANDBOX,
+}
+
+
+class PaymentMismatch(Conflict):
+    code = "payment_mismatch"
+
+
+# --- bonus and limits -----------------------------------------------------------------------------
+
+
+def bonus_for(amount: int) -> int:
+    """Bonus credits for a top-up of `amount` nanos: an exact rule, else the highest `above` rule."""
+    rules = list(BonusRule.objects.filter(is_active=True))
+    exact = [r for r in rules if r.match == BonusRule.Match.EXACT and r.amount == amount]
+    above = sorted((r for r in rules if r.match == BonusRule.Match.ABOVE and amount > r.amount), key=lambda r: r.amount)
+    rule = exact[0] if exact else (above[-1] if above else None)
+    if rule is None:
+        return 0
+    return rule.bonus_fixed + round_half_up(Fraction(amount) * Fraction(rule.bonus_percent) / 100)
+
+
+def topup_limits() -> tuple[int, int]:
+    return parse_usd(settings.TOPUP_MIN_USD), parse_usd(settings.TOPUP_MAX_USD)
+
+
+def topup_presets() -> list[int]:
+    return [parse_usd(p) for p in settings.TOPUP_PRESETS_USD]
+
+
+def topup_validate(amount: int) -> None:
+    minimum, maximum = topup_limits()
+    if amount < minimum:
+        raise InvalidAmount(f"The minimum top-up is ${format_usd(minimum)}.", code="amount_too_small")
+    if amount > maximum:
+        raise InvalidAmount(
+            f"For top-ups above ${format_usd(maximum, grouping=True)}, please contact support.",
+            code="amount_too_large",
+        )
+    try:
+        to_cents(amount)
+    except InvalidAmount:
+        raise InvalidAmount("Top-up amounts are whole cents, e.g. 25.50.", code="invalid_amount") from None
+
+
+def methods_for_user(*, user) -> list[tuple[PaymentMethod, str]]:
+    """Enabled methods open to the user's country, each with the provider that will take it."""
+    country = user.country.code if user.country else ""
+    out = []
+    for method in PaymentMethod.objects.filter(is_enabled=True):
+        provider = providers.provider_for_method(method)
+        if provider and method.available_in(country):
+            out.append((method, provider))
+    return out
+
+
+# --- orders ---------------------------------------------------------------------------------------
+
+
+def _order_no() -> str:
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return f"SS{timezone.now():%y%m%d}" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def order_create(*, user, amount: int, method_code: str, base_url: str = "") -> TopUpOrder:
+    """Create a pending order and its checkout at the provider; returns the order with checkout_url."""
+    user.refresh_from_db(fields=["status", "review_reason", "country"])  # a review may have just started
+    if user.status == user.Status.SUSPENDED:
+        raise PermissionDenied("The account is suspended; contact support.", code="account_suspended")
+    if user.status == user.Status.UNDER_REVIEW and user.review_reason == user.ReviewReason.PAYMENT:
+        raise PermissionDenied("Top-ups are paused while the account is under payment review.", code="account_under_review")
+    topup_validate(amount)
+    available = {m.code: (m, p) for m, p in methods_for_user(user=user)}
+    if method_code not in available:
+        raise InvalidRequest("This payment method is not available for your account's country.", code="method_not_available")
+    method, provider = available[method_code]
+    order = TopUpOrder.objects.create(
+        order_no=_order_no(), user=user, method=method, provider=provider, amount=amount, bonus=bonus_for(amount)
+    )
+    bills = base_url + reverse("console:bills")
+    try:
+        checkout = providers.client_for(provider).checkout_create(
+            order, amount_cents=to_cents(amount), success_url=f"{bills}?paid={order.order_no}", cancel_url=f"{bills}?cancelled={order.order_no}"
+        )
+    except providers.ProviderError as exc:
+        TopUpOrder.objects.filter(pk=order.pk).update(status=TopUpOrder.Status.FAILED, failure_reason=exc.message[:255], closed_at=timezone.now())
+        raise
+    TopUpOrder.objects.filter(pk=order.pk).update(checkout_id=checkout.checkout_id, checkout_url=checkout.url)
+    order.checkout_id, order.checkout_url = checkout.checkout_id, checkout.url
+    return order
+
+
+@atomic_with_retry
+def order_complete(*, order_id: int, amount_cents: int, currency: str, payment_id: str = "") -> TopUpOrder:
+    """The provider says paid: check amount and currency, credit base + bonus once, mark Completed."""
+    order = TopUpOrder.objects.select_for_update().get(pk=order_id)
+    if order.status in (TopUpOrder.Status.COMPLETED, TopUpOrder.Status.REFUNDED):
+        return order
+    if amount_cents != to_cents(order.amount) or (currency or "").lower() != order.currency:
+        raise PaymentMismatch(
+            f"Order {order.order_no}: provider says {amount_cents} {currency}, order is "
+            f"{to_cents(order.amount)} {order.currency}; not credited."
+        )
+    if order.status in (TopUpOrder.Status.FAILED, TopUpOrder.Status.CANCELLED):
+        logger.warning("order %s was %s but the provider reports it paid; crediting it", order.order_no, order.status)
+    now = timezone.now()
+    order.status, order.paid_at = TopUpOrder.Status.PAID, order.paid_at or now
+    order.payment_id = payment_id or order.payment_id
+    account = main_account(user=order.user)
+    lines = [Line(system_account_id(PAYMENT_ACCOUNTS[order.provider]), -order.amount), Line(account.pk, order.amount + order.bonus)]
+    if order.bonus:
+        lines.append(Line(system_account_id(SystemAccount.BONUS), -order.bonus))
+    _post(kind=Transaction.Kind.TOPUP, idempotency_key=f"topup:{order.order_no}", lines=lines,
+          description=f"Top-up {order.order_no}" + (f" (incl. ${format_usd(order.bonus)} bonus)" if order.bonus else ""))
+    order.status, order.completed_at, order.closed_at = TopUpOrder.Status.COMPLETED, now, now
+    order.save(update_fields=["status", "paid_at", "payment_id", "completed_at", "closed_at"])
+    _after_completion(order)
+    return order
+
+
+def _after_completion(order: TopUpOrder) -> None:
+    """Hook for what follows a completed top-up (referral rewards)."""
+
+
+@atomic_with_retry
+def order_close(*, order_id: int, status: str, reason: str = "") -> TopUpOrder:
+    """Pending -> Failed or Cancelled (compare-and-swap: a completed order is never un-completed)."""
+    assert status in (TopUpOrder.Status.FAILED, TopUpOrder.Status.CANCELLED)
+    TopUpOrder.objects.filter(pk=order_id, status=TopUpOrder.Status.PENDING).update(
+        status=status, failure_reason=reason[:255], closed_at=timezone.now()
+    )
+    return TopUpOrder.objects.get(pk=order_id)
+
+
+# --- refunds --------------------------------------------------------------------------------------
+
+
+@atomic_with_retry
+def order_refund(
+    *, order_id: int, source: str, key: str, cash: int | None = None, actor=None, reason: str = ""
+) -> Refund:
+    """One path for admin refunds, provider refunds and disputes.
+
+    Used credits are not refundable. The order's remaining bonus is clawed back first, then base credits
+    up to what is still available. Admin: refunds `cash` (or as much as possible) and asks the provider
+    to return exactly the base credits removed. Provider/dispute: the provider already returned `cash`;
+    whatever of it cannot be clawed back is a shortfall and puts the account under payment review.
+    """
+    existing = Refund.objects.filter(key=key).first()
+    if existing is not None:
+        return existing
+    order = TopUpOrder.objects.select_for_update().get(pk=order_id)
+    if order.status not in (TopUpOrder.Status.COMPLETED, TopUpOrder.Status.REFUNDED):
+        raise Conflict(f"Order {order.order_no} is {order.get_status_display().lower()}; only completed orders are refunded.", code="order_not_refundable")
+    account = Account.objects.select_for_update().get(user=order.user, kind=Account.Kind.MAIN)
+    available = max(account.balance - account.held, 0)
+    bonus_take = min(order.bonus - order.bonus_clawed, available)
+    base_left = order.amount - order.refunded_amount
+    wanted = base_left if cash is None else min(cash, base_left)
+    base_take = min(wanted, available - bonus_take)
+    if source == Refund.Source.ADMIN:
+        if cash is not None and cash <= 0:
+            raise InvalidAmount("The refund amount must be positive.")
+        if base_take <= 0:
+            raise Conflict("Nothing left to refund: the order's credits were used or already refunded.", code="nothing_refundable")
+        base_take -= base_take % from_cents(1)  # cash is whole cents
+        shortfall = 0
+        cash_out = base_take
+    else:
+        cash_out = cash or 0
+        shortfall = max(cash_out - base_take, 0)
+    txn = None
+    if bonus_take or base_take:
+        lines = [Line(account.pk, -(bonus_take + base_take))]
+        if bonus_take:
+            lines.append(Line(system_account_id(SystemAccount.BONUS), bonus_take))
+        if base_take:
+            lines.append(Line(system_account_id(SystemAccount.REFUNDS), base_take))
+        txn = _post(kind=Transaction.Kind.REFUND, idempotency_key=f"refund:{key}", lines=lines,
+                    description=f"Refund of {order.order_no}", reason=reason, actor=actor)
+    provider_refund_id = ""
+    if source == Refund.Source.ADMIN:
+        # Inside the transaction: if the provider refuses, nothing above is kept.
+        provider_refund_id = providers.client_for(order.provider).refund_create(
+            order, amount_cents=to_cents(cash_out), idempotency_key=f"refund-{key}"[:255]
+        )
+    TopUpOrder.objects.filter(pk=order.pk).update(
+        status=TopUpOrder.Status.REFUNDED,
+        bonus_clawed=F("bonus_clawed") + bonus_take,
+        refunded_amount=F("refunded_amount") + base_take,
+        cash_refunded=F("cash_refunded") + cash_out,
+    )
+    refund = Refund.objects.create(
+        order=order, source=source, key=key, requested=cash_out if source != Refund.Source.ADMIN else (cash or base_take),
+        base_removed=base_take, bonus_removed=bonus_take, shortfall=shortfall, provider_refund_id=provider_refund_id,
+        transaction=txn, actor=actor, reason=reason,
+    )
+    if shortfall:
+        from synstar.accounts.services import user_status_set
+
+        user_status_set(
+            user=order.user, status="under_review", review_reason="payment", actor=None,
+            note=f"{refund.get_source_display()} on order {order.order_no} returned ${format_usd(shortfall, places=None)} "
+                 "more than could be clawed back.",
+        )
+    return refund
+
+
+# --- webhooks -------------------------------------------------------------------------------------
+
+
+def webhook_receive(*, provider: str, body: bytes, headers) -> tuple[WebhookEvent, bool]:
+    """Verify the signature on the raw body, store the event once, queue processing. (event, created)"""
+    client = providers.client_for(provider)
+    payload = client.webhook_verify(body, headers)
+    try:
+        event_id, event_type = client.event_identity(payload)
+    except (KeyError, TypeError):
+        raise InvalidRequest("The event has no id or type.", code="invalid_event") from None
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(provider=provider, event_id=event_id, event_type=event_type, payload=_jsonable(payload))
+            transaction.on_commit(lambda: _enqueue(event.pk))
+        return event, True
+    except IntegrityError:
+        event = WebhookEvent.objects.get(provider=provider, event_id=event_id)
+        if event.status == WebhookEvent.Status.FAILED:
+            _enqueue(event.pk)  # a redelivery retries a failed event
+        return event, False
+
+
+def _jsonable(payload):
+    """Airwallex payloads are parsed with Decimal amounts; store those as exact strings."""
+    if isinstance(payload, dict):
+        return {k: _jsonable(v) for k, v in payload.items()}
+    if isinstance(payload, list):
+        return [_jsonable(v) for v in payload]
+    if isinstance(payload, Decimal):
+        return str(payload)
+    return payload
+
+
+def _enqueue(event_pk: int) -> None:
+    from wallet.tasks import webhook_process_task
+
+    try:
+        webhook_process_task.delay(event_pk)
+    except Exception:
+        logger.exception("could not queue webhook event %s; the retry task will pick it up", event_pk)
+
+
+def _find_order(provider: str, event: ProviderEvent) -> TopUpOrder | None:
+    qs = TopUpOrder.objects.filter(provider=provider)
+    if event.order_no:
+        order = qs.filter(order_no=event.order_no).first()
+        if order:
+            return order
+    if event.checkout_id:
+        order = qs.filter(checkout_id=event.checkout_id).first()
+        if order:
+            return order
+    if event.payment_id:
+        return qs.filter(payment_id=event.payment_id).first()
+    return None
+
+
+def _handle_paid(provider, event, order):
+    order_complete(order_id=order.pk, amount_cents=event.amount_cents, currency=event.currency, payment_id=event.payment_id or "")
+
+
+def _handle_pending(provider, event, order):
+    if event.payment_id and not order.payment_id:
+        TopUpOrder.objects.filter(pk=order.pk, payment_id="").update(payment_id=event.payment_id)
+
+
+def _handle_failed(provider, event, order):
+    order_close(order_id=order.pk, status=TopUpOrder.Status.FAILED, reason=f"{provider}: payment failed")
+
+
+def _handle_cancelled(provider, event, order):
+    order_close(order_id=order.pk, status=TopUpOrder.Status.CANCELLED, reason=f"{provider}: checkout expired or cancelled")
+
+
+def _handle_refund(provider, event, order):
+    source = Refund.Source.DISPUTE if event.action == DISPUTED else Refund.Source.PROVIDER
+    if event.refund_id and Refund.objects.filter(order=order, provider_refund_id=event.refund_id).exists():
+        return  # our own admin refund, reported back
+    if event.refund_total_cents is not None:
+        cash = from_cents(event.refund_total_cents) - TopUpOrder.objects.get(pk=order.pk).cash_refunded
+        if cash <= 0:
+            return  # already accounted for (our own refund, or an older cumulative total)
+    else:
+        cash = from_cents(event.refund_cents or 0)
+    order_refund(order_id=order.pk, source=source, key=f"{provider}:{event.refund_id}", cash=cash,
+                 reason=f"{provider} {'dispute' if source == Refund.Source.DISPUTE else 'refund'}")
+
+
+ACTION_HANDLERS = {
+    PAID: _handle_paid,
+    PENDING: _handle_pending,
+    FAILED: _handle_failed,
+    CANCELLED: _handle_cancelled,
+    REFUNDED: _handle_refund,
+    DISPUTED: _handle_refund,
+}
+
+
+def webhook_process(*, event_pk: int) -> WebhookEvent:
+    """Apply one stored event (exactly once: the row lock and status make a rerun harmless)."""
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.select_for_update().get(pk=event_pk)
+            if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
+                return event
+            parsed = providers.client_for(event.provider).event_parse(event.payload)
+            if parsed is None:
+                event.status = WebhookEvent.Status.IGNORED
+            else:
+                order = _find_order(event.provider, parsed)
+                if order is None:
+                    raise NotFound(f"No order matches this {event.provider} event.", code="unknown_order")
+                ACTION_HANDLERS[parsed.action](event.provider, parsed, order)
+                event.status = WebhookEvent.Status.PROCESSED
+            event.attempts += 1
+            event.error = ""
+            event.processed_at = timezone.now()
+            event.save(update_fields=["status", "attempts", "error", "processed_at"])
+            return event
+    except Exception as exc:
+        WebhookEvent.objects.filter(pk=event_pk).exclude(status=WebhookEvent.Status.PROCESSED).update(
+            status=WebhookEvent.Status.FAILED, attempts=F("attempts") + 1, error=f"{type(exc).__name__}: {exc}"[:4000]
+        )
+        logger.warning("webhook event %s failed: %s", event_pk, exc)
+        raise
+
+
+# --- reconciliation -------------------------------------------------------------------------------
+
+
+def orders_reconcile(*, older_than: timedelta | None = None, limit: int = 200) -> dict[str, int]:
+    """Ask the provider about orders stuck in Pending/Paid and complete, fail or cancel them."""
+    older_than = older_than if older_than is not None else timedelta(seconds=settings.ORDER_RECONCILE_AFTER_SECONDS)
+    cutoff = timezone.now() - older_than
+    stuck = TopUpOrder.objects.filter(
+        status__in=[TopUpOrder.Status.PENDING, TopUpOrder.Status.PAID], created_at__lte=cutoff
+    ).exclude(checkout_id="").order_by("created_at")[:limit]
+    counts = {"completed": 0, "cancelled": 0, "failed": 0, "open": 0, "errors": 0}
+    for order in stuck:
+        try:
+            status = providers.client_for(order.provider).checkout_lookup(order)
+            if status.state == "paid":
+                order_complete(order_id=order.pk, amount_cents=status.amount_cents, currency=status.currency, payment_id=status.payment_id)
+                counts["completed"] += 1
+            elif status.state in ("cancelled", "failed"):
+                order_close(order_id=order.pk, status=TopUpOrder.Status.CANCELLED if status.state == "cancelled" else TopUpOrder.Status.FAILED,
+                            reason=f"{order.provider}: {status.state} (reconciliation)")
+                counts[status.state] += 1
+            else:
+                counts["open"] += 1
+        except Exception:
+            counts["errors"] += 1
+            logger.exception("reconciliation of order %s failed", order.order_no)
+    return counts

@@ -1,0 +1,94 @@
+"""Console pages for money in: wallet (top-up), bills, and the sandbox provider's checkout page."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from urllib.parse import urlencode
+
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from synstar.errors import SynstarError
+from synstar.money import InvalidAmount, parse_usd, to_cents
+from wallet.models import TopUpOrder
+from wallet.orders import bonus_for, methods_for_user, order_create, topup_limits, topup_presets, topup_validate, webhook_receive
+from wallet.providers import sandbox_client, sandbox_enabled
+from wallet.selectors import wallet_statistics
+
+
+def _quote(raw: str) -> dict:
+    try:
+        amount = parse_usd(raw or "0", allow_zero=True)
+        topup_validate(amount)
+    except InvalidAmount as exc:
+        return {"error": exc.message, "code": exc.code}
+    bonus = bonus_for(amount)
+    return {"amount": amount, "bonus": bonus, "total": amount + bonus}
+
+
+@login_required
+def wallet_page(request):
+    minimum, maximum = topup_limits()
+    presets = [(p, bonus_for(p)) for p in topup_presets()]
+    context = {
+        "stats": wallet_statistics(user=request.user),
+        "presets": presets,
+        "minimum": minimum,
+        "maximum": maximum,
+        "methods": methods_for_user(user=request.user),
+        "sandbox": sandbox_enabled(),
+        "quote": _quote(request.GET.get("amount", "100")),
+        "amount_value": request.GET.get("amount", "100"),
+    }
+    return render(request, "console/wallet.html", context)
+
+
+@login_required
+def topup_quote(request):
+    return render(request, "console/_quote.html", {"quote": _quote(request.GET.get("amount", ""))})
+
+
+@login_required
+@require_POST
+def topup_start(request):
+    try:
+        amount = parse_usd(request.POST.get("amount", ""), field="Amount")
+        order = order_create(user=request.user, amount=amount, method_code=request.POST.get("method", ""),
+                             base_url=request.build_absolute_uri("/")[:-1])
+    except SynstarError as exc:
+        messages.error(request, exc.message)
+        return redirect(f"{reverse('console:wallet')}?{urlencode({'amount': request.POST.get('amount', '')})}")
+    return redirect(order.checkout_url)
+
+
+@login_required
+def bills_page(request):
+    status = request.GET.get("status") or ""
+    orders = TopUpOrder.objects.filter(user=request.user).select_related("method")
+    if status in TopUpOrder.Status.values:
+        orders = orders.filter(status=status)
+    paid = request.GET.get("paid")
+    if paid:
+        messages.info(request, f"Payment for {paid} received; credits appear once the provider confirms it.")
+    return render(request, "console/bills.html", {
+        "orders": orders[:100], "status": status, "statuses": TopUpOrder.Status.choices,
+    })
+
+
+@login_required
+def sandbox_checkout(request, checkout_id: str):
+    """The sandbox provider's hosted page. Clearly labelled; no money moves."""
+    if not sandbox_enabled():
+        raise Http404("The sandbox provider is off.")
+    order = TopUpOrder.objects.filter(checkout_id=checkout_id, provider="sandbox", user=request.user).first()
+    if order is None:
+        raise Http404("No such sandbox checkout.")
+    if request.method == "POST" and order.status == TopUpOrder.Status.PENDING:
+        event_type = {"pay": "payment.succeeded", "fail": "payment.failed", "cancel": "payment.cancelled"}.get(request.POST.get("outcome"))
+        if event_type:
+            body = sandbox_client.event_build(event_type=event_type, order=order, amount_cents=to_cents(order.amount))
+            # The same path as a provider's POST: signature check, store once, Celery.
+            webhook_receive(provider="sandbox", body=body, headers={sandbox_client.HEADER: sandbox_client.sign(body)})
+            return redirect(f"/bills/?{'paid' if event_type == 'payment.succeeded' else 'cancelled'}={order.order_no}")
+    return render(request, "console/sandbox_checkout.html", {"order": order})
