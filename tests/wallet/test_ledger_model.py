@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule, run_state_machine_as_test
 
-from synstar.errors import AccountInDebt, InsufficientBalance
+from synstar.errors import AccountInDebt, Conflict, InsufficientBalance
+from wallet.demo import topup_config_load
+from wallet.orders import bonus_for, order_complete, order_create, order_refund
 from tests.factories import make_user
 from wallet.models import SystemAccount
 from wallet.selectors import ledger_problems, wallet_statistics
@@ -36,6 +38,7 @@ class LedgerModel(RuleBasedStateMachine):
     holds = Bundle("holds")
     closed_holds = Bundle("closed_holds")
     credit_keys = Bundle("credit_keys")
+    orders = Bundle("orders")
 
     def __init__(self):
         super().__init__()
@@ -46,6 +49,8 @@ class LedgerModel(RuleBasedStateMachine):
         self.consumed = {u.pk: 0 for u in self.users}
         self.requests = {u.pk: 0 for u in self.users}
         self.hold_state = {}  # hold id -> (user pk, amount, status, settled amount)
+        self.order_state = {}  # order id -> [user pk, base left, bonus left]
+        topup_config_load()
 
     def available(self, pk):
         return self.balance[pk] - self.held[pk]
@@ -144,6 +149,36 @@ class LedgerModel(RuleBasedStateMachine):
         else:
             with pytest.raises(HoldClosed):
                 hold_settle(hold_id=hold_id, amount=cost)
+
+    @rule(target=orders, who=st.integers(0, 1),
+          dollars=st.sampled_from(["1", "5", "99.99", "100", "500", "1000", "1000.01", "2000"]))
+    def top_up(self, who, dollars):
+        from synstar.money import usd
+
+        user = self.users[who]
+        order = order_create(user=user, amount=usd(dollars), method_code="stripe_card")  # the sandbox takes it
+        order_complete(order_id=order.pk, amount_cents=int(usd(dollars) // 10_000_000), currency="usd")
+        bonus = bonus_for(usd(dollars))
+        self.balance[user.pk] += usd(dollars) + bonus
+        self.order_state[order.pk] = [user.pk, usd(dollars), bonus]
+        return order.pk
+
+    @rule(order_id=orders, cents=st.one_of(st.none(), st.integers(1, 300_000)))
+    def refund(self, order_id, cents):
+        pk, base_left, bonus_left = self.order_state[order_id]
+        cash = None if cents is None else cents * 10_000_000
+        available = max(self.available(pk), 0)
+        bonus_take = min(bonus_left, available)
+        base_take = min(base_left if cash is None else min(cash, base_left), available - bonus_take)
+        base_take -= base_take % 10_000_000
+        try:
+            refund = order_refund(order_id=order_id, source="admin", key=f"ref:{next(_keys)}", cash=cash, actor=self.admin)
+        except Conflict:
+            assert base_take <= 0
+            return
+        assert (refund.bonus_removed, refund.base_removed) == (bonus_take, base_take)
+        self.balance[pk] -= bonus_take + base_take
+        self.order_state[order_id] = [pk, base_left - base_take, bonus_left - bonus_take]
 
     @invariant()
     def matches_model(self):
