@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 # make test always runs on real PostgreSQL and Redis (started by tests/ensure_services.sh if needed).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/synstar
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+TEST_CACHE_URL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 
 .PHONY: run test install install-test migrate demo check-ledger clean
@@ -37,7 +38,7 @@ run: demo
 
 test: install-test
 	tests/ensure_services.sh
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) DEBUG=false \
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) CACHE_URL=$(TEST_CACHE_URL) DEBUG=false \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check-ledger: install

@@ -95,6 +95,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Rate limits live in the cache: set CACHE_URL to Redis when more than one process serves requests.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -147,6 +150,11 @@ AIRWALLEX_WEBHOOK_SECRET = env("AIRWALLEX_WEBHOOK_SECRET", default="")
 AIRWALLEX_API_BASE = env("AIRWALLEX_API_BASE", default="https://api-demo.airwallex.com")
 AIRWALLEX_CHECKOUT_BASE = env("AIRWALLEX_CHECKOUT_BASE", default="https://checkout-demo.airwallex.com")
 PAYMENTS_SANDBOX = env.bool("PAYMENTS_SANDBOX", default=True)
+# Redemption codes: failed attempts allowed per window, per user and per IP.
+REDEEM_FAILURES_PER_USER = env.int("REDEEM_FAILURES_PER_USER", default=5)
+REDEEM_FAILURES_PER_IP = env.int("REDEEM_FAILURES_PER_IP", default=20)
+REDEEM_FAILURE_WINDOW_SECONDS = env.int("REDEEM_FAILURE_WINDOW_SECONDS", default=900)
+NEW_ACCOUNT_DAYS = env.int("NEW_ACCOUNT_DAYS", default=7)
 # Deadlocks, serialization failures and lock timeouts are retried this many times by ledger services.
 LEDGER_MAX_RETRIES = env.int("LEDGER_MAX_RETRIES", default=5)
 

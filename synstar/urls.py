@@ -7,7 +7,9 @@ from billing import views as billing_views
 from billing.urls import api_urlpatterns as billing_api
 from synstar import views as shell
 from synstar.accounts import views as account_views
-from wallet import order_apis, topup_views, webhooks
+from referrals import apis as referral_apis
+from referrals import views as referral_views
+from wallet import order_apis, redemption_views, topup_views, webhooks
 from wallet import views as wallet_views
 from wallet.urls import api_urlpatterns as wallet_api
 
@@ -16,6 +18,9 @@ console_patterns = [
     path("wallet/", topup_views.wallet_page, name="wallet"),
     path("wallet/quote/", topup_views.topup_quote, name="topup-quote"),
     path("wallet/topup/", topup_views.topup_start, name="topup-start"),
+    path("wallet/redeem/", redemption_views.redeem, name="redeem"),
+    path("invite/", referral_views.invite_page, name="invite"),
+    path("invite/transfer/", referral_views.transfer, name="referral-transfer"),
     path("bills/", topup_views.bills_page, name="bills"),
     path("sandbox/checkout/<str:checkout_id>/", topup_views.sandbox_checkout, name="sandbox-checkout"),
     path("tokens/", billing_views.tokens_page, name="tokens"),
@@ -32,11 +37,15 @@ api_v1 = [
     *billing_api,
     path("topups", order_apis.TopUpCreateApi.as_view(), name="topups"),
     path("bills", order_apis.BillListApi.as_view(), name="bills"),
+    path("redemptions", redemption_views.RedemptionCreateApi.as_view(), name="redemptions"),
+    path("referrals", referral_apis.ReferralApi.as_view(), name="referrals"),
+    path("referrals/transfer", referral_apis.ReferralTransferApi.as_view(), name="referral-transfer"),
 ]
 
 urlpatterns = [
     path("", include((console_patterns, "console"))),
     path("accounts/", include("allauth.urls")),
+    path("r/<str:code>/", referral_views.invite_landing, name="invite-landing"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("v1/generation", billing_apis.GenerationApi.as_view(), name="generation"),

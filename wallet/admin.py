@@ -284,3 +284,102 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
     def has_change_permission(self, request, obj=None):
         return obj is None
+
+
+# --- redemption codes -----------------------------------------------------------------------------
+
+from django.http import HttpResponse  # noqa: E402
+
+from wallet.models import CodeBatch, Redemption, RedemptionCode  # noqa: E402
+
+
+class CodeBatchForm(forms.ModelForm):
+    value_usd = forms.CharField(label="Value (USD)", help_text="Credited per redemption, e.g. 5.00")
+
+    class Meta:
+        model = CodeBatch
+        fields = ["campaign", "value_usd", "count", "expires_at", "max_uses", "per_account_limit", "new_accounts_only",
+                  "no_topup_only", "allowed_users", "allowed_countries", "is_promotional"]
+
+    def clean_count(self):
+        count = self.cleaned_data["count"]
+        if not 1 <= count <= 100_000:
+            raise forms.ValidationError("A batch has 1 to 100,000 codes.")
+        return count
+
+    def clean_value_usd(self):
+        try:
+            return parse_usd(self.cleaned_data["value_usd"])
+        except SynstarError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+@admin.register(CodeBatch)
+class CodeBatchAdmin(admin.ModelAdmin):
+    """Adding a batch generates its codes and downloads them as CSV: the only time they are shown."""
+
+    form = CodeBatchForm
+    list_display = ["__str__", "campaign", "value_display", "count", "max_uses", "per_account_limit", "expires_at", "is_disabled", "created_at"]
+    list_filter = ["is_promotional", "is_disabled"]
+    search_fields = ["campaign"]
+    filter_horizontal = ["allowed_users"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is not None:
+            kwargs["form"] = forms.modelform_factory(CodeBatch, fields=["is_disabled"])
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["is_disabled"] if obj is not None else super().get_fields(request, obj)
+
+    @admin.display(description="Value")
+    def value_display(self, obj):
+        return _usd(obj.value)
+
+    def save_model(self, request, obj, form, change):
+        from wallet.redemptions import batch_generate
+
+        if change:
+            return super().save_model(request, obj, form, change)
+        d = form.cleaned_data
+        batch, csv_text = batch_generate(
+            campaign=d["campaign"], value=d["value_usd"], count=d["count"], created_by=request.user,
+            expires_at=d["expires_at"], max_uses=d["max_uses"], per_account_limit=d["per_account_limit"],
+            new_accounts_only=d["new_accounts_only"], no_topup_only=d["no_topup_only"],
+            allowed_users=d["allowed_users"], allowed_countries=d["allowed_countries"] or [],
+            is_promotional=d["is_promotional"],
+        )
+        obj.pk = batch.pk
+        request._generated_codes = (batch, csv_text)
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        batch, csv_text = request._generated_codes
+        response = HttpResponse(csv_text, content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="codes-batch-{batch.pk}.csv"'
+        return response
+
+
+@admin.register(RedemptionCode)
+class RedemptionCodeAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "batch", "uses", "is_disabled"]
+    list_filter = ["is_disabled", "batch"]
+    search_fields = ["hint"]
+    fields = ["batch", "hint", "uses", "is_disabled"]
+    readonly_fields = ["batch", "hint", "uses"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Redemption)
+class RedemptionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "user", "code", "amount", "ip"]
+    search_fields = ["user__email"]
+    list_select_related = ["user", "code"]

@@ -149,7 +149,10 @@ def order_complete(*, order_id: int, amount_cents: int, currency: str, payment_i
 
 
 def _after_completion(order: TopUpOrder) -> None:
-    """Hook for what follows a completed top-up (referral rewards)."""
+    """What follows a completed top-up, in the same transaction: the inviter's reward."""
+    from referrals.services import reward_accrue
+
+    reward_accrue(order=order)
 
 
 @atomic_with_retry
@@ -225,6 +228,9 @@ def order_refund(
         base_removed=base_take, bonus_removed=bonus_take, shortfall=shortfall, provider_refund_id=provider_refund_id,
         transaction=txn, actor=actor, reason=reason,
     )
+    from referrals.services import reward_reverse
+
+    reward_reverse(order=order)
     if shortfall:
         from synstar.accounts.services import user_status_set
 

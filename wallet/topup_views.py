@@ -41,6 +41,9 @@ def wallet_page(request):
         "quote": _quote(request.GET.get("amount", "100")),
         "amount_value": request.GET.get("amount", "100"),
     }
+    from referrals.views import invite_context
+
+    context.update(invite_context(request))
     return render(request, "console/wallet.html", context)
 
 

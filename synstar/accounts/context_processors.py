@@ -5,6 +5,7 @@ NAVIGATION = [
     ("dashboard", "Dashboard", "console:dashboard"),
     ("wallet", "Wallet", "console:wallet"),
     ("bills", "Bills", "console:bills"),
+    ("invite", "Invite", "console:invite"),
     ("tokens", "API tokens", "console:tokens"),
     ("usage", "Usage records", "console:usage"),
     ("pricing", "Pricing", "console:pricing"),

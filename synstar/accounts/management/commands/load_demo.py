@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from billing.demo import catalog_load, grant_discount_group
+from referrals.demo import reward_rule_load
 from wallet.demo import topup_config_load
 from synstar.accounts.models import User
 from synstar.accounts.services import user_create, user_signup_complete
@@ -21,7 +22,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         catalog_load()
         topup_config_load()
-        self.stdout.write("price catalog, tiers, token groups, bonus rules and payment methods loaded")
+        reward_rule_load()
+        self.stdout.write("price catalog, tiers, token groups, bonus rules, payment methods and the invite reward rule loaded")
         for email, password, country, is_staff in DEMO_USERS:
             user = User.objects.filter(email=email).first()
             if user is None:
