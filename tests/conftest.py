@@ -73,27 +73,39 @@ def admin_user(db):
     return make_user(email="root@example.com", is_staff=True)
 
 
+MAX_THREADS = 48  # PostgreSQL's default max_connections is 100; leave room for everything else
+
+
 def run_concurrently(fn: Callable, args_list: list, *, timeout: float = 120) -> tuple[list, list]:
-    """Run fn(*args) for each args in its own thread, all released at once; (results, errors)."""
+    """Run fn(*args) for every args, from up to MAX_THREADS threads released at once by one barrier
+    (each thread, with its own connection, takes the next call as soon as it is done); (results, errors)."""
     from django.db import connection
 
-    barrier = threading.Barrier(len(args_list))
+    n_threads = min(len(args_list), MAX_THREADS)
+    barrier = threading.Barrier(n_threads)
     results, errors = [], []
     lock = threading.Lock()
+    todo = list(args_list)
 
-    def work(args):
+    def work():
         try:
             barrier.wait()
-            value = fn(*args)
-            with lock:
-                results.append(value)
-        except Exception as exc:  # noqa: BLE001 - the test inspects what failed
-            with lock:
-                errors.append(exc)
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    args = todo.pop()
+                try:
+                    value = fn(*args)
+                    with lock:
+                        results.append(value)
+                except Exception as exc:  # noqa: BLE001 - the test inspects what failed
+                    with lock:
+                        errors.append(exc)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=work, args=(a,)) for a in args_list]
+    threads = [threading.Thread(target=work) for _ in range(n_threads)]
     for t in threads:
         t.start()
     for t in threads:
