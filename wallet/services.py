@@ -98,10 +98,12 @@ def _post(
     reason: str = "",
     actor=None,
     allow_debt: bool = False,
+    account_updates: dict[int, dict] | None = None,
 ) -> Transaction:
     """Write one balanced posting and update cached balances, or return the earlier one for this key.
 
     Must run inside a transaction. `allow_debt` lets user accounts go below zero (settlement only).
+    `account_updates` adds column updates to the same UPDATE of an account row (one write per row).
     """
     assert transaction.get_connection().in_atomic_block, "_post must run inside a transaction"
     if not idempotency_key or len(idempotency_key) > 200:
@@ -138,7 +140,7 @@ def _post(
         rows = Account.objects.filter(pk=account_id)
         if amount < 0 and not allow_debt:
             rows = rows.filter(balance__gte=F("held") - amount)
-        if rows.update(balance=F("balance") + amount) != 1:
+        if rows.update(balance=F("balance") + amount, **(account_updates or {}).get(account_id, {})) != 1:
             raise _refusal(account_id=account_id, amount=-amount)
     Entry.objects.bulk_create(
         [Entry(transaction=txn, account_id=account_id, amount=amount) for account_id, amount in merged.items()]
@@ -294,11 +296,8 @@ def hold_settle(*, hold_id: int, amount: int) -> Hold:
     if hold.status == Hold.Status.RELEASED:
         raise HoldClosed("This hold was released without charge and cannot be settled.")
     lift = hold.amount if hold.status == Hold.Status.OPEN else 0
-    Account.objects.filter(pk=hold.account_id).update(
-        held=F("held") - lift,
-        consumed=F("consumed") + amount,
-        request_count=F("request_count") + 1,
-    )
+    # One UPDATE of the (possibly hot) account row: lift the hold, charge, count.
+    updates = {"held": F("held") - lift, "consumed": F("consumed") + amount, "request_count": F("request_count") + 1}
     txn = None
     if amount > 0:
         txn = _post(
@@ -307,7 +306,10 @@ def hold_settle(*, hold_id: int, amount: int) -> Hold:
             description="Usage",
             lines=[Line(hold.account_id, -amount), Line(system_account_id(SystemAccount.REVENUE), amount)],
             allow_debt=True,
+            account_updates={hold.account_id: updates},
         )
+    else:
+        Account.objects.filter(pk=hold.account_id).update(**updates)
     hold.status = Hold.Status.SETTLED
     hold.settled_amount = amount
     hold.settlement = txn

@@ -68,15 +68,26 @@ def topup_start(request):
 @login_required
 def bills_page(request):
     status = request.GET.get("status") or ""
-    orders = TopUpOrder.objects.filter(user=request.user).select_related("method")
+    orders = TopUpOrder.objects.filter(user=request.user).select_related("method").order_by("-id")
     if status in TopUpOrder.Status.values:
         orders = orders.filter(status=status)
+    try:
+        before = int(request.GET.get("before") or 0) or None
+    except ValueError:
+        before = None
+    if before:
+        orders = orders.filter(id__lt=before)
+    page = list(orders[: BILLS_PAGE + 1])  # keyset pagination: a deep page costs what the first does
     paid = request.GET.get("paid")
     if paid:
         messages.info(request, f"Payment for {paid} received; credits appear once the provider confirms it.")
     return render(request, "console/bills.html", {
-        "orders": orders[:100], "status": status, "statuses": TopUpOrder.Status.choices,
+        "orders": page[:BILLS_PAGE], "status": status, "statuses": TopUpOrder.Status.choices,
+        "next_before": page[BILLS_PAGE - 1].pk if len(page) > BILLS_PAGE else None, "is_first_page": before is None,
     })
+
+
+BILLS_PAGE = 50
 
 
 @login_required

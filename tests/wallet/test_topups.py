@@ -168,3 +168,18 @@ def test_sandbox_checkout_completes_through_the_signed_webhook_path(client, topu
     assert order.status == "completed"
     assert wallet_statistics(user=user).balance == usd("103.50")
     assert "Completed" in client.get("/bills/").content.decode()
+
+
+def test_bills_page_paginates_by_keyset(client, topup_config):
+    from wallet.models import PaymentMethod
+
+    user = make_user()
+    method = PaymentMethod.objects.get(code="stripe_card")
+    TopUpOrder.objects.bulk_create([TopUpOrder(order_no=f"T{i}", user=user, method=method, provider="sandbox", amount=usd("5"))
+                                    for i in range(60)])
+    client.force_login(user)
+    first = client.get("/bills/")
+    assert len(first.context["orders"]) == 50 and first.context["next_before"]
+    second = client.get(f"/bills/?before={first.context['next_before']}")
+    assert len(second.context["orders"]) == 10 and second.context["next_before"] is None
+    assert "T0" in second.content.decode() and "T59" in first.content.decode()
