@@ -71,6 +71,10 @@ def recreate_database() -> None:
     psql(f'DROP DATABASE IF EXISTS "{DB["name"]}"')
     psql(f'CREATE DATABASE "{DB["name"]}"')
     subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
+    # Each table's ids in a range of its own, so an id in captured SQL says which row it is.
+    for n, table in enumerate(["accounts_user", "wallet_account", "billing_apitoken", "wallet_hold",
+                               "billing_generation", "wallet_transaction", "wallet_entry"], start=1):
+        psql(f"ALTER SEQUENCE {table}_id_seq RESTART WITH {n * 100_000_000}", DB["name"])
 
 
 def django_setup():
@@ -160,6 +164,11 @@ def capture_request_sql(fx: dict, seeded: dict) -> tuple[str, dict]:
     from wallet.models import Hold
 
     gateway = GatewayKey.objects.get(pk=fx["gateway_id"])
+    # Warm up on another token: first-use work (system accounts, caches) is not part of a request.
+    warm = metering_hold(gateway=gateway, token_key=seeded["keys"][-1], model_name="gpt-4o-mini",
+                         endpoint="/v1/chat/completions", input_tokens=500, max_output_tokens=500)
+    metering_report(gateway=gateway, public_id=warm.public_id, outcome="succeeded", usage=Usage(input_tokens=500, output_tokens=300))
+    generation_settle(generation_id=warm.pk)
     key = seeded["keys"][0]
     with capture() as hold_sql:
         gen = metering_hold(gateway=gateway, token_key=key, model_name="gpt-4o-mini", endpoint="/v1/chat/completions",
@@ -367,7 +376,7 @@ def measure_pages(uid: int, repeats: int) -> dict:
     from synstar.accounts.models import User
     from wallet.models import TopUpOrder
 
-    client = Client()
+    client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(User.objects.get(pk=uid))
     usage_ids = list(Generation.objects.filter(user_id=uid).order_by("id").values_list("id", flat=True)[:100])
     bill_ids = list(TopUpOrder.objects.filter(user_id=uid).order_by("id").values_list("id", flat=True)[:100])

@@ -96,11 +96,26 @@ class HoldCreateApi(APIView):
         client_ip = serializers.IPAddressField(required=False, allow_null=True)
         request_id = serializers.CharField(max_length=100, required=False, allow_null=True)
 
-    class OutputSerializer(GenerationOutputSerializer):
-        available = serializers.SerializerMethodField()
+    class OutputSerializer(serializers.Serializer):
+        """What the gateway needs at once; the full record is at GET /v1/generation."""
+
+        id = serializers.CharField(source="public_id")
+        state = serializers.CharField()
+        model = serializers.SerializerMethodField()
+        group = serializers.CharField(source="group_name")
+        rate = serializers.DecimalField(max_digits=8, decimal_places=4)
+        estimated_cost = MoneyField()
+        available = serializers.SerializerMethodField(help_text="Available balance after this hold")
+        deadline = serializers.DateTimeField()
+
+        def get_model(self, obj) -> str:
+            return getattr(obj, "model_name", None) or obj.model.name
 
         def get_available(self, obj) -> str:
-            return format_usd(wallet_statistics(user=obj.user).available, places=None)
+            available = getattr(obj, "available", None)
+            if available is None:  # a retried hold: read it
+                available = wallet_statistics(user=obj.user).available
+            return format_usd(available, places=None)
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, summary="Pre-deduct a request")
     def post(self, request):

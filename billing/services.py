@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import secrets
 from datetime import datetime, timedelta
@@ -13,15 +14,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from billing import hotpath
 from billing.keys import key_generate, key_hash, key_kind, key_prefix
 from billing.models import ApiToken, GatewayKey, Generation, ModelPrice, TokenGroup
-from billing.pricing import Usage, charge, estimate_usage, price_snapshot
-from billing.selectors import effective_rate, group_allowed
+from billing.pricing import Usage, charge, estimate_usage
+from billing.selectors import group_allowed
 from synstar.db import atomic_with_retry
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
 from synstar.money import format_usd
-from wallet.models import Account
-from wallet.services import hold_place, hold_release, hold_settle
+from synstar.accounts.models import User
+from wallet.models import SystemAccount
+from wallet.services import _refusal, hold_release, system_account_id
 
 logger = logging.getLogger(__name__)
 
@@ -212,30 +215,30 @@ def _hold_ttl() -> timedelta:
     return timedelta(seconds=settings.METERING_HOLD_TTL_SECONDS)
 
 
-def _check_usable(*, token: ApiToken, model_name: str, client_ip: str | None, now: datetime) -> None:
-    user = token.user
-    if user.status == user.Status.SUSPENDED:
+def _check_usable(*, found, model_name: str, client_ip: str | None, now: datetime) -> None:
+    if found.user_status == User.Status.SUSPENDED:
         raise PermissionDenied("The account is suspended; contact support.", code="account_suspended")
-    if user.status == user.Status.UNDER_REVIEW:
+    if found.user_status == User.Status.UNDER_REVIEW:
+        reason = User.ReviewReason(found.review_reason).label.lower()
         raise PermissionDenied(
-            f"The account is under {user.get_review_reason_display().lower()} review; requests are paused.",
+            f"The account is under {reason} review; requests are paused.",
             code="account_under_review",
-            reason=user.review_reason,
+            reason=found.review_reason,
         )
-    if not user.is_active:
+    if not found.user_active:
         raise PermissionDenied("The account is deactivated.", code="account_inactive")
-    if not token.is_enabled:
+    if not found.is_enabled:
         raise PermissionDenied("This API token is disabled.", code="token_disabled")
-    if token.expires_at is not None and token.expires_at <= now:
+    if found.expires_at is not None and found.expires_at <= now:
         raise PermissionDenied("This API token has expired.", code="token_expired")
-    if token.allowed_models and model_name not in token.allowed_models:
+    if found.allowed_models and model_name not in found.allowed_models:
         raise PermissionDenied(f"This API token may not use the model {model_name!r}.", code="model_not_allowed")
-    if token.allowed_ips:
+    if found.allowed_ips:
         try:
             address = ipaddress.ip_address(client_ip or "")
         except ValueError:
             raise PermissionDenied("This API token only accepts requests from listed IPs.", code="ip_not_allowed") from None
-        if not any(address in ipaddress.ip_network(net) for net in token.allowed_ips):
+        if not any(address in ipaddress.ip_network(net) for net in found.allowed_ips):
             raise PermissionDenied(f"This API token does not accept requests from {address}.", code="ip_not_allowed")
 
 
@@ -280,59 +283,60 @@ def metering_hold(
 def _metering_hold(
     *, gateway, token_key, model_name, endpoint, input_tokens, max_output_tokens, units, client_ip, request_id
 ) -> Generation:
-    token = token_authenticate(raw_key=token_key)
+    kind = key_kind(token_key or "")
+    if kind != "sk":
+        token_authenticate(raw_key=token_key)  # raises the right error for a gw- key or garbage
+    found = hotpath.lookup(key_hash=key_hash(token_key), model=model_name)
+    if found is None:
+        raise AuthenticationFailed("Invalid API token.", code="invalid_api_key")
     if request_id:
         existing = Generation.objects.filter(gateway=gateway, request_id=request_id).first()
         if existing is not None:
-            if existing.token_id != token.pk:
+            if existing.token_id != found.token_id:
                 raise Conflict("This request_id was already used for another token.", code="request_id_reused")
             return existing
     now = timezone.now()
-    _check_usable(token=token, model_name=model_name, client_ip=client_ip, now=now)
-    model = ModelPrice.objects.filter(name=model_name, is_active=True).first()
-    if model is None:
+    _check_usable(found=found, model_name=model_name, client_ip=client_ip, now=now)
+    if found.model_id is None:
         raise InvalidRequest(f"Unknown model {model_name!r}.", code="model_not_found")
-    group = token.group
-    if not group_allowed(user=token.user, group=group):
-        raise PermissionDenied(f"The group {group.name!r} is no longer available to this account.", code="group_not_allowed")
-    rate = effective_rate(tier=group.tier, model=model)
-    snapshot = price_snapshot(model)
-    estimate = charge(
-        snapshot, estimate_usage(snapshot, input_tokens=input_tokens, max_output_tokens=max_output_tokens, units=units), rate
-    )
-    account_id = Account.objects.filter(user_id=token.user_id, kind=Account.Kind.MAIN).values_list("pk", flat=True).first()
-    if account_id is None:
+    if not found.group_allowed:
+        raise PermissionDenied(f"The group {found.group_name!r} is no longer available to this account.", code="group_not_allowed")
+    if found.account_id is None:
         raise NotFound("The account has no wallet yet.", code="account_not_found")
-    deadline = now + _hold_ttl()
-    # Lock order: account (in hold_place), then token.
-    hold = hold_place(account_id=account_id, amount=estimate, expires_at=deadline)
-    quota_ok = Q(quota__isnull=True) | Q(quota__gte=F("used") + F("held") + estimate)
-    if not ApiToken.objects.filter(quota_ok, pk=token.pk).update(held=F("held") + estimate, last_used_at=now):
-        token.refresh_from_db(fields=["quota", "used", "held"])
-        raise TokenQuotaExceeded(
-            f"This API token has ${format_usd(max(token.remaining, 0), places=None)} of its quota left; "
-            f"the request needs up to ${format_usd(estimate, places=None)}.",
-            quota_remaining=format_usd(max(token.remaining, 0), places=None),
-        )
-    return Generation.objects.create(
-        public_id=f"gen-{secrets.token_urlsafe(18)}",
-        user_id=token.user_id,
-        token=token,
-        gateway=gateway,
-        request_id=request_id or None,
-        hold=hold,
-        model=model,
-        group_name=group.name,
-        endpoint=endpoint[:100],
-        client_ip=client_ip or None,
-        est_input_tokens=input_tokens,
-        est_output_tokens=max_output_tokens,
-        est_units=units,
-        rate=rate,
-        price_snapshot=snapshot,
-        estimated_cost=estimate,
-        deadline=deadline,
+    snapshot = found.price
+    estimate = charge(
+        snapshot, estimate_usage(snapshot, input_tokens=input_tokens, max_output_tokens=max_output_tokens, units=units), found.rate
     )
+    deadline = now + _hold_ttl()
+    # Lock order: account, then token.
+    available = hotpath.account_hold(account_id=found.account_id, amount=estimate)
+    if available is None:
+        raise _refusal(account_id=found.account_id, amount=estimate)
+    public_id = f"gen-{secrets.token_urlsafe(18)}"
+    opened = hotpath.token_hold_and_open(
+        est=estimate, now=now, token_id=found.token_id, account_id=found.account_id, deadline=deadline, public_id=public_id,
+        user_id=found.user_id, gateway_id=gateway.pk, request_id=request_id or None, model_id=found.model_id,
+        group_name=found.group_name, endpoint=endpoint[:100], client_ip=client_ip or None, est_input=input_tokens,
+        est_output=max_output_tokens, est_units=units, rate=found.rate, snapshot=snapshot,
+    )
+    if opened is None:
+        remaining = max((found.quota or 0) - found.used - found.held, 0)
+        raise TokenQuotaExceeded(
+            f"This API token has ${format_usd(remaining, places=None)} of its quota left; "
+            f"the request needs up to ${format_usd(estimate, places=None)}.",
+            quota_remaining=format_usd(remaining, places=None),
+        )
+    generation = Generation(
+        pk=opened[0], public_id=public_id, user_id=found.user_id, token_id=found.token_id, gateway_id=gateway.pk,
+        request_id=request_id or None, hold_id=opened[1], model_id=found.model_id, group_name=found.group_name,
+        endpoint=endpoint[:100], client_ip=client_ip or None, state=Generation.State.HELD, est_input_tokens=input_tokens,
+        est_output_tokens=max_output_tokens, est_units=units, rate=found.rate, price_snapshot=snapshot,
+        estimated_cost=estimate, created_at=now, deadline=deadline,
+    )
+    generation._state.adding = False
+    generation.model_name = model_name
+    generation.available = available
+    return generation
 
 
 @atomic_with_retry
@@ -353,26 +357,19 @@ def metering_report(
         raise InvalidRequest("status must be 'succeeded' or 'failed'.", code="invalid_status")
     if usage is not None:
         usage.validate()
-    generation = Generation.objects.select_for_update().filter(public_id=public_id, gateway=gateway).first()
-    if generation is None:
-        raise NotFound("No such generation for this gateway.", code="generation_not_found")
-    if generation.state not in (Generation.State.HELD, Generation.State.EXPIRED):
-        return generation
-    now = timezone.now()
-    if usage is not None:
-        generation.input_tokens = usage.input_tokens
-        generation.output_tokens = usage.output_tokens
-        generation.cached_tokens = usage.cached_tokens
-        generation.units = usage.units
-    generation.outcome = outcome
-    generation.error = (error or "")[:4000]
-    generation.state = Generation.State.REPORTED
-    generation.reported_at = now
-    generation.save(
-        update_fields=["input_tokens", "output_tokens", "cached_tokens", "units", "outcome", "error", "state", "reported_at"]
+    generation_id = hotpath.report(
+        input_tokens=usage.input_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
+        cached_tokens=usage.cached_tokens if usage else None, units=usage.units if usage else None, outcome=outcome,
+        error=(error or "")[:4000], now=timezone.now(), public_id=public_id, gateway_id=gateway.pk,
     )
-    generation_id = generation.pk
+    if generation_id is None:
+        current = Generation.objects.filter(public_id=public_id, gateway=gateway).only("id", "public_id", "state").first()
+        if current is None:
+            raise NotFound("No such generation for this gateway.", code="generation_not_found")
+        return current
     transaction.on_commit(lambda: _enqueue_settlement(generation_id))
+    generation = Generation(pk=generation_id, public_id=public_id, state=Generation.State.REPORTED)
+    generation._state.adding = False
     return generation
 
 
@@ -385,58 +382,58 @@ def _enqueue_settlement(generation_id: int) -> None:
         logger.exception("could not queue settlement of generation %s; the sweeper will settle it", generation_id)
 
 
-def _usage_to_charge(generation: Generation) -> tuple[Usage, str]:
-    if generation.input_tokens is None and generation.output_tokens is None and generation.units is None:
+def _usage_to_charge(*, snapshot, input_tokens, output_tokens, cached_tokens, units, est_input, est_output, est_units):
+    if input_tokens is None and output_tokens is None and units is None:
         return (
-            estimate_usage(
-                generation.price_snapshot,
-                input_tokens=generation.est_input_tokens,
-                max_output_tokens=generation.est_output_tokens,
-                units=generation.est_units,
-            ),
+            estimate_usage(snapshot, input_tokens=est_input, max_output_tokens=est_output, units=est_units),
             Generation.ChargeBasis.ESTIMATE,
         )
     return (
-        Usage(
-            input_tokens=generation.input_tokens or 0,
-            output_tokens=generation.output_tokens or 0,
-            cached_tokens=generation.cached_tokens or 0,
-            units=generation.units or Decimal(0),
-        ),
+        Usage(input_tokens=input_tokens or 0, output_tokens=output_tokens or 0, cached_tokens=cached_tokens or 0,
+              units=units or Decimal(0)),
         Generation.ChargeBasis.REPORTED,
     )
 
 
-@atomic_with_retry
-def generation_settle(*, generation_id: int) -> Generation:
+def generation_settle(*, generation_id: int, fetch: bool = True) -> Generation | None:
     """Charge a reported generation (or release it if it failed), exactly once.
 
-    Lock order: generation, hold, account, token.
+    Lock order: generation, hold, account, token. Returns the generation as it now is (if `fetch`).
     """
-    generation = Generation.objects.select_for_update().filter(pk=generation_id).first()
-    if generation is None or generation.state != Generation.State.REPORTED:
-        return generation
-    hold_was_open = generation.expired_at is None
-    lift = generation.estimated_cost if hold_was_open else 0
+    _generation_settle(generation_id=generation_id)
+    return Generation.objects.filter(pk=generation_id).first() if fetch else None
+
+
+@atomic_with_retry
+def _generation_settle(*, generation_id: int) -> None:
+    row = hotpath.settle_lock(generation_id)
+    if row is None or row[0] != Generation.State.REPORTED:
+        return
+    (_, hold_id, token_id, estimate, hold_open, outcome, snapshot, rate, input_tokens, output_tokens, cached_tokens,
+     units, est_input, est_output, est_units, account_id) = row
+    if isinstance(snapshot, str):
+        snapshot = json.loads(snapshot)
+    lift = estimate if hold_open else 0
     now = timezone.now()
-    if generation.outcome == Generation.Outcome.FAILED:
-        if hold_was_open:
-            hold_release(hold_id=generation.hold_id)
-        cost = 0
-        generation.state = Generation.State.RELEASED
-        generation.charge_basis = Generation.ChargeBasis.NONE
+    if outcome == Generation.Outcome.FAILED:
+        if lift:
+            hotpath.account_settle(account_id=account_id, cost=0, lift=lift, count=0)
+        hotpath.close_free(hold_status="released", settled=None, hold_from=["open"], now=now, hold_id=hold_id,
+                           lift=lift, token_id=token_id, state=Generation.State.RELEASED, basis="", generation_id=generation_id)
+        return
+    usage, basis = _usage_to_charge(snapshot=snapshot, input_tokens=input_tokens, output_tokens=output_tokens,
+                                    cached_tokens=cached_tokens, units=units, est_input=est_input, est_output=est_output,
+                                    est_units=est_units)
+    cost = charge(snapshot, usage, rate)
+    hotpath.account_settle(account_id=account_id, cost=cost, lift=lift, count=1)
+    if cost:
+        hotpath.close_charged(hold_id=hold_id, now=now, account_id=account_id, cost=cost,
+                              revenue_id=system_account_id(SystemAccount.REVENUE), lift=lift, token_id=token_id,
+                              basis=basis, generation_id=generation_id)
     else:
-        usage, basis = _usage_to_charge(generation)
-        cost = charge(generation.price_snapshot, usage, generation.rate)
-        hold_settle(hold_id=generation.hold_id, amount=cost)
-        generation.state = Generation.State.SETTLED
-        generation.charge_basis = basis
-    if lift or cost:
-        ApiToken.objects.filter(pk=generation.token_id).update(held=F("held") - lift, used=F("used") + cost)
-    generation.final_cost = cost
-    generation.closed_at = now
-    generation.save(update_fields=["state", "charge_basis", "final_cost", "closed_at"])
-    return generation
+        hotpath.close_free(hold_status="settled", settled=0, hold_from=["open", "expired"], now=now, hold_id=hold_id,
+                           lift=lift, token_id=token_id, state=Generation.State.SETTLED, basis=basis,
+                           generation_id=generation_id)
 
 
 @atomic_with_retry

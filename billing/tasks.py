@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 )
 def generation_settle_task(generation_id: int) -> None:
     """Settle one reported generation. Harmless when run twice: the service settles exactly once."""
-    generation_settle(generation_id=generation_id)
+    generation_settle(generation_id=generation_id, fetch=False)
 
 
 @shared_task

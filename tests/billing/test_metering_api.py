@@ -34,8 +34,7 @@ def test_hold_report_and_lookup_over_http(client, gateway, funded):
     assert created.status_code == 201
     body = created.json()
     assert (body["state"], body["estimated_cost"], body["available"]) == ("held", "0.0075", "9.9925")
-    assert body["listed_price"] == {"billing_type": "per_token", "input_per_million": "2.50",
-                                     "output_per_million": "10.00", "cached_input_per_million": "1.25"}
+    assert (body["model"], body["group"], body["rate"]) == ("gpt-4o", "default", "1.0000")
 
     reported = post(client, f"/api/v1/metering/holds/{body['id']}/usage",
                     {"status": "succeeded", "input_tokens": 1000, "output_tokens": 100}, gateway.raw_key)
@@ -49,6 +48,8 @@ def test_hold_report_and_lookup_over_http(client, gateway, funded):
     assert lookup["usage"] == {"input_tokens": 1000, "output_tokens": 100, "cached_tokens": 0, "units": "0"}
     assert lookup["estimate"] == {"input_tokens": 1000, "max_output_tokens": 500, "units": "0"}
     assert lookup["token"]["prefix"] == token.raw_key[:10] and lookup["group"] == "default"
+    assert lookup["listed_price"] == {"billing_type": "per_token", "input_per_million": "2.50",
+                                      "output_per_million": "10.00", "cached_input_per_million": "1.25"}
 
     client.force_login(user)  # the session sees it too
     assert client.get(f"/v1/generation?id={body['id']}").json()["id"] == body["id"]
