@@ -168,7 +168,7 @@ def capture_request_sql(fx: dict, seeded: dict) -> tuple[str, dict]:
     warm = metering_hold(gateway=gateway, token_key=seeded["keys"][-1], model_name="gpt-4o-mini",
                          endpoint="/v1/chat/completions", input_tokens=500, max_output_tokens=500)
     metering_report(gateway=gateway, public_id=warm.public_id, outcome="succeeded", usage=Usage(input_tokens=500, output_tokens=300))
-    generation_settle(generation_id=warm.pk)
+    generation_settle(generation_id=warm.pk, fetch=False)
     key = seeded["keys"][0]
     with capture() as hold_sql:
         gen = metering_hold(gateway=gateway, token_key=key, model_name="gpt-4o-mini", endpoint="/v1/chat/completions",
@@ -176,11 +176,11 @@ def capture_request_sql(fx: dict, seeded: dict) -> tuple[str, dict]:
     with capture() as report_sql:
         metering_report(gateway=gateway, public_id=gen.public_id, outcome="succeeded", usage=Usage(input_tokens=500, output_tokens=300))
     with capture() as settle_sql:
-        generation_settle(generation_id=gen.pk)
+        generation_settle(generation_id=gen.pk, fetch=False)  # as the Celery task calls it
     gen = Generation.objects.get(pk=gen.pk)
     hold = Hold.objects.get(pk=gen.hold_id)
     ids = {seeded["accounts"][0]: ":aid", seeded["users"][0]: ":uid", seeded["tokens"][0]: ":tid",
-           hold.pk: ":h_id", gen.pk: ":g_id", hold.settlement_id: ":x_id"}
+           hold.pk: ":g_hold_id", gen.pk: ":g_id"}
     key_sql = (f"encode(sha256(convert_to('{KEY_PREFIX}' || lpad((:k)::text, 35, '0'), 'UTF8')), 'hex')")
     # The report looks the generation up by its public id: read it back from the row just inserted.
     script = pgbench_script([hold_sql, report_sql, settle_sql], ids=ids, key_hash=key_hash(key), key_sql=key_sql)

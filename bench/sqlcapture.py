@@ -21,7 +21,7 @@ def capture():
     statements: list[tuple[str, list]] = []
 
     def wrapper(execute, sql, params, many, context):
-        statements.append((sql, list(params) if params is not None else None, many))
+        statements.append((sql, dict(params) if isinstance(params, dict) else (list(params) if params is not None else None), many))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(wrapper):
@@ -32,15 +32,17 @@ def _render(sql: str, params, substitutions) -> str:
     """Mogrify with placeholders for the variable parts, then swap the placeholders for pgbench text."""
     if params is None:
         return sql
-    marked, swaps = [], {}
-    for i, value in enumerate(params):
+    swaps = {}
+    items = params.items() if isinstance(params, dict) else enumerate(params)
+    marked = {} if isinstance(params, dict) else [None] * len(params)
+    for i, value in items:
         replacement = substitutions(value)
         if replacement is None:
-            marked.append(value)
+            marked[i] = value
         else:
             token = _MARK.format(i)
             swaps[f"'{token}'"] = replacement
-            marked.append(token)
+            marked[i] = token
     from psycopg import ClientCursor
 
     text = ClientCursor(connection.connection).mogrify(sql, marked)
@@ -53,7 +55,8 @@ def pgbench_script(phases: list[list[tuple]], *, ids: dict[int, str], key_hash: 
     """Build the script. `ids` maps literal ids seen in the captured SQL to pgbench expressions (":aid",
     or ":h_id" for a row the script itself inserted); `key_hash` (the token key's hash) becomes SQL that
     hashes the picked token's key."""
-    returning = {"wallet_hold": "h_", "billing_generation": "g_", "wallet_transaction": "x_"}
+    # Rows whose ids later statements use: the generation (and, from the same statement, its hold).
+    returning = {"billing_generation": "g_"}
 
     def substitutions(value):
         if isinstance(value, bool):
@@ -77,7 +80,7 @@ def pgbench_script(phases: list[list[tuple]], *, ids: dict[int, str], key_hash: 
         lines.append("BEGIN;")
         for sql, params, _many in phase:
             text = _render(sql, params, substitutions).strip()
-            table = next((t for t in returning if text.startswith(f'INSERT INTO "{t}"')), None)
+            table = next((t for t in returning if re.search(rf'INSERT INTO "?{t}"?', text)), None)
             if table and "RETURNING" in text:
                 lines.append(f"{text} \\gset {returning[table]}")
             else:

@@ -202,3 +202,78 @@ def close_free(**params) -> None:
     """No charge: a failed request released, or a zero-cost request settled."""
     with connection.cursor() as cursor:
         cursor.execute(CLOSE_FREE_SQL, params)
+
+
+# --- settlement in batches (the Celery worker's path) ---------------------------------------------
+
+BATCH_LOCK_SQL = """
+SELECT g.id, g.hold_id, g.token_id, g.estimated_cost, g.expired_at IS NULL, g.outcome, g.price_snapshot, g.rate,
+       g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.est_input_tokens, g.est_output_tokens, g.est_units,
+       h.account_id
+  FROM billing_generation g JOIN wallet_hold h ON h.id = g.hold_id
+ WHERE g.state = 'reported'
+ ORDER BY g.id
+ LIMIT %s
+   FOR UPDATE OF g, h SKIP LOCKED
+"""
+
+
+def batch_lock(limit: int) -> list[tuple]:
+    """Take up to `limit` reported generations (and their holds) that nobody else is settling."""
+    with connection.cursor() as cursor:
+        cursor.execute(BATCH_LOCK_SQL, [limit])
+        return cursor.fetchall()
+
+
+def batch_apply(*, accounts: dict, tokens: dict, charged: list, holds: list, generations: list, now, revenue_id: int) -> None:
+    """Apply a batch: lock accounts then tokens in ascending id order, update each once, then write the
+    settlement postings, holds and generations in set-based statements."""
+    with connection.cursor() as cursor:
+        account_ids = sorted(accounts)
+        cursor.execute("SELECT id FROM wallet_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [account_ids])
+        cursor.execute(
+            "UPDATE wallet_account a SET balance = a.balance - v.cost, held = a.held - v.lift,"
+            " consumed = a.consumed + v.cost, request_count = a.request_count + v.n"
+            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) v(id, cost, lift, n) WHERE a.id = v.id",
+            [account_ids, [accounts[a][0] for a in account_ids], [accounts[a][1] for a in account_ids],
+             [accounts[a][2] for a in account_ids]],
+        )
+        token_ids = sorted(tokens)
+        cursor.execute("SELECT id FROM billing_apitoken WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [token_ids])
+        cursor.execute(
+            "UPDATE billing_apitoken t SET held = t.held - v.lift, used = t.used + v.cost"
+            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) v(id, cost, lift) WHERE t.id = v.id",
+            [token_ids, [tokens[t][0] for t in token_ids], [tokens[t][1] for t in token_ids]],
+        )
+        txn_for_hold = {}
+        if charged:  # (hold id, account id, cost)
+            cursor.execute(
+                "INSERT INTO wallet_transaction (kind, idempotency_key, description, reason, created_at)"
+                " SELECT 'settlement', 'hold-settle:' || h, 'Usage', '', %s FROM unnest(%s::bigint[]) h"
+                " RETURNING id, idempotency_key",
+                [now, [c[0] for c in charged]],
+            )
+            txn_for_hold = {int(key.split(":")[1]): txn for txn, key in cursor.fetchall()}
+            txns, entry_accounts, amounts = [], [], []
+            for hold_id, account_id, cost in charged:
+                txns += [txn_for_hold[hold_id]] * 2
+                entry_accounts += [account_id, revenue_id]
+                amounts += [-cost, cost]
+            cursor.execute(
+                "INSERT INTO wallet_entry (transaction_id, account_id, amount)"
+                " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])",
+                [txns, entry_accounts, amounts],
+            )
+        if holds:  # (hold id, new status, settled amount or None)
+            cursor.execute(
+                "UPDATE wallet_hold h SET status = v.status, settled_amount = v.settled, settlement_id = v.txn, closed_at = %s"
+                " FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[]) v(id, status, settled, txn) WHERE h.id = v.id",
+                [now, [h[0] for h in holds], [h[1] for h in holds], [h[2] for h in holds],
+                 [txn_for_hold.get(h[0]) for h in holds]],
+            )
+        cursor.execute(  # (generation id, state, cost, basis)
+            "UPDATE billing_generation g SET state = v.state, final_cost = v.cost, charge_basis = v.basis, closed_at = %s"
+            " FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[]) v(id, state, cost, basis) WHERE g.id = v.id",
+            [now, [g[0] for g in generations], [g[1] for g in generations], [g[2] for g in generations],
+             [g[3] for g in generations]],
+        )

@@ -6,6 +6,8 @@ import ipaddress
 import json
 import logging
 import secrets
+import threading
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -373,13 +375,81 @@ def metering_report(
     return generation
 
 
-def _enqueue_settlement(generation_id: int) -> None:
-    from billing.tasks import generation_settle_task
+_batch_lock = threading.Lock()
+_batch_due = 0.0  # when this process's last queued batch task runs (epoch seconds)
 
+
+def _enqueue_settlement(generation_id: int) -> None:
+    """Queue a settlement batch, at most one per window per process.
+
+    Runs after the report committed. If a batch task queued by this process is still due to run (its ETA
+    is later than now), that task will see this report, so nothing is queued. Otherwise a task is queued
+    to run one window from now, settling every report committed by then. The sweeper backs this up.
+    """
+    global _batch_due
+    from billing.tasks import generations_settle_task
+
+    window = settings.METERING_SETTLE_BATCH_WINDOW_MS / 1000
+    with _batch_lock:
+        now = time.time()
+        if now < _batch_due:
+            return
+        _batch_due = now + window
     try:
-        generation_settle_task.delay(generation_id)
+        generations_settle_task.apply_async(countdown=window)
     except Exception:  # the broker is down: the sweeper settles it later
-        logger.exception("could not queue settlement of generation %s; the sweeper will settle it", generation_id)
+        with _batch_lock:
+            _batch_due = 0.0
+        logger.exception("could not queue settlement (generation %s); the sweeper will settle it", generation_id)
+
+
+def generations_settle_batch(*, limit: int = 500) -> int:
+    """Settle reported generations in batches until none is left; returns how many were closed."""
+    total = 0
+    while True:
+        closed = _settle_batch(limit=limit)
+        total += closed
+        if closed < limit:
+            return total
+
+
+@atomic_with_retry
+def _settle_batch(*, limit: int) -> int:
+    rows = hotpath.batch_lock(limit)
+    if not rows:
+        return 0
+    now = timezone.now()
+    accounts: dict[int, list[int]] = {}
+    tokens: dict[int, list[int]] = {}
+    charged, holds, generations = [], [], []
+    for (generation_id, hold_id, token_id, estimate, hold_open, outcome, snapshot, rate, input_tokens, output_tokens,
+         cached_tokens, units, est_input, est_output, est_units, account_id) in rows:
+        if isinstance(snapshot, str):
+            snapshot = json.loads(snapshot)
+        lift = estimate if hold_open else 0
+        if outcome == Generation.Outcome.FAILED:
+            cost, count, state, basis = 0, 0, Generation.State.RELEASED, ""
+            if hold_open:
+                holds.append((hold_id, "released", None))
+        else:
+            usage, basis = _usage_to_charge(snapshot=snapshot, input_tokens=input_tokens, output_tokens=output_tokens,
+                                            cached_tokens=cached_tokens, units=units, est_input=est_input,
+                                            est_output=est_output, est_units=est_units)
+            cost, count, state = charge(snapshot, usage, rate), 1, Generation.State.SETTLED
+            holds.append((hold_id, "settled", cost))
+            if cost:
+                charged.append((hold_id, account_id, cost))
+        a = accounts.setdefault(account_id, [0, 0, 0])
+        a[0] += cost
+        a[1] += lift
+        a[2] += count
+        t = tokens.setdefault(token_id, [0, 0])
+        t[0] += cost
+        t[1] += lift
+        generations.append((generation_id, state, cost, basis))
+    hotpath.batch_apply(accounts=accounts, tokens=tokens, charged=charged, holds=holds, generations=generations, now=now,
+                        revenue_id=system_account_id(SystemAccount.REVENUE))
+    return len(rows)
 
 
 def _usage_to_charge(*, snapshot, input_tokens, output_tokens, cached_tokens, units, est_input, est_output, est_units):

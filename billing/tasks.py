@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 from django.db import OperationalError
 
-from billing.services import generation_settle, metering_sweep
+from billing.services import generation_settle, generations_settle_batch, metering_sweep
 from synstar.errors import ServiceBusy
 
 logger = logging.getLogger(__name__)
@@ -19,6 +19,19 @@ logger = logging.getLogger(__name__)
 def generation_settle_task(generation_id: int) -> None:
     """Settle one reported generation. Harmless when run twice: the service settles exactly once."""
     generation_settle(generation_id=generation_id, fetch=False)
+
+
+@shared_task(
+    autoretry_for=(ServiceBusy, OperationalError),
+    retry_backoff=0.5,
+    retry_backoff_max=30,
+    max_retries=8,
+    acks_late=True,
+)
+def generations_settle_task() -> int:
+    """Settle every reported generation, in batches of one transaction each. Harmless when run twice or
+    concurrently: rows are taken with FOR UPDATE SKIP LOCKED and each settles exactly once."""
+    return generations_settle_batch()
 
 
 @shared_task

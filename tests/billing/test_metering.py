@@ -279,3 +279,39 @@ def test_report_refuses_bad_usage_and_unknown_generation(gateway, make_token):
     with pytest.raises(NotFound):
         metering_report(gateway=gateway, public_id="gen-nope", outcome="succeeded")
     assert Generation.objects.get(pk=generation.pk).state == "held"
+
+
+def test_batch_settlement_matches_one_by_one_settlement(gateway, make_token):
+    """The worker's batch path: every outcome in one batch, each closed exactly as alone, books balanced."""
+    from billing.services import generations_settle_batch
+
+    user = make_user(balance="9.50")
+    token, other = make_token(user), make_token(user, name="other", quota=usd("1"))
+    ok = hold(gateway, token)
+    failed = hold(gateway, token)
+    estimate_only = hold(gateway, other)
+    free = hold(gateway, other)
+    late = hold(gateway, token)
+    metering_sweep(now=timezone.now() + timedelta(hours=1))  # all five expire...
+    fresh = hold(gateway, token)  # ...but this one is new and still held
+    metering_report(gateway=gateway, public_id=ok.public_id, outcome="succeeded", usage=Usage(input_tokens=1000, output_tokens=100))
+    metering_report(gateway=gateway, public_id=failed.public_id, outcome="failed", error="502")
+    metering_report(gateway=gateway, public_id=estimate_only.public_id, outcome="succeeded")
+    metering_report(gateway=gateway, public_id=free.public_id, outcome="succeeded", usage=Usage())
+    metering_report(gateway=gateway, public_id=fresh.public_id, outcome="succeeded", usage=Usage(input_tokens=1000, output_tokens=500))
+    assert generations_settle_batch(limit=2) == 5  # several batches, until none is left
+    assert generations_settle_batch() == 0
+    states = {g.public_id: (g.state, g.final_cost, g.charge_basis) for g in Generation.objects.all()}
+    assert states[ok.public_id] == ("settled", usd("0.0035"), "reported")
+    assert states[failed.public_id] == ("released", 0, "")
+    assert states[estimate_only.public_id] == ("settled", EST, "estimate")
+    assert states[free.public_id] == ("settled", 0, "reported")
+    assert states[late.public_id][0] == "expired"
+    assert states[fresh.public_id] == ("settled", EST, "reported")
+    spent = usd("0.0035") + EST + EST
+    s = wallet_statistics(user=user)
+    assert (s.balance, s.held, s.consumed, s.request_count) == (usd("10") - spent, 0, spent, 4)
+    t1, t2 = ApiToken.objects.get(pk=token.pk), ApiToken.objects.get(pk=other.pk)
+    assert (t1.used, t1.held, t2.used, t2.held) == (usd("0.0035") + EST, 0, EST, 0)
+    assert Transaction.objects.filter(kind="settlement").count() == 3
+    assert Hold.objects.get(pk=failed.hold_id).status == "expired"  # lifted by the sweeper, left as it was
