@@ -42,6 +42,9 @@ os.environ.update(
 sys.path.insert(0, str(ROOT))
 PY = sys.executable
 CORES = os.cpu_count() or 2
+# Load processes for E: latency-bound Python clients need more than pgbench's C clients to keep
+# PostgreSQL busy (group commit). Override with BENCH_E_PROCESSES.
+E_PROCESSES = int(os.environ.get("BENCH_E_PROCESSES", "16"))
 KEY_PREFIX = "sk-bench"
 
 
@@ -414,7 +417,7 @@ def main() -> None:
     quick = args.quick
     seconds = 5 if quick else 15
     n_accounts = 10_000
-    clients = 8
+    clients = E_PROCESSES  # pgbench baselines run with the same concurrency as E
     results: dict = {"machine": {"cores": CORES, "python": platform.python_version(), "postgres": psql("SHOW server_version")},
                      "settings": {"seconds_per_run": seconds, "clients": clients, "accounts": n_accounts, "quick": quick}}
 
@@ -441,13 +444,13 @@ def main() -> None:
         worker = start_celery(concurrency=CORES * 2)
         try:
             log("E: service layer, 10,000 accounts")
-            results["E_spread"] = run_service_load(spread["keys"], fx, processes=clients, seconds=seconds)
+            results["E_spread"] = run_service_load(spread["keys"], fx, processes=E_PROCESSES, seconds=seconds)
             log("E: service layer, 1 hot account")
-            results["E_hot"] = run_service_load(hot["keys"], fx, processes=clients, seconds=seconds)
+            results["E_hot"] = run_service_load(hot["keys"], fx, processes=E_PROCESSES, seconds=seconds)
             if "lag" in only:
                 rate = results["E_spread"]["pairs_per_s"] * 0.5
                 log(f"lag: at 50% of the measured maximum ({rate:.0f} pairs/s)")
-                results["lag_at_half_rate"] = {"rate": round(rate, 1), **run_service_load(spread["keys"], fx, processes=clients, seconds=seconds, rate_total=rate)}
+                results["lag_at_half_rate"] = {"rate": round(rate, 1), **run_service_load(spread["keys"], fx, processes=E_PROCESSES, seconds=seconds, rate_total=rate)}
         finally:
             stop(worker)
     if "http" in only:

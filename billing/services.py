@@ -21,7 +21,7 @@ from billing.keys import key_generate, key_hash, key_kind, key_prefix
 from billing.models import ApiToken, GatewayKey, Generation, ModelPrice, TokenGroup
 from billing.pricing import Usage, charge, estimate_usage
 from billing.selectors import group_allowed
-from synstar.db import atomic_with_retry
+from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
 from synstar.money import format_usd
 from synstar.accounts.models import User
@@ -341,7 +341,7 @@ def _metering_hold(
     return generation
 
 
-@atomic_with_retry
+@retry_statement
 def metering_report(
     *,
     gateway: GatewayKey,
@@ -352,7 +352,7 @@ def metering_report(
 ) -> Generation:
     """Store the usage report on the generation (state reported) and queue settlement on commit.
 
-    A second report, or one for a generation already closed, changes nothing. A report after the
+    The report is one conditional UPDATE, atomic by itself: no explicit transaction is needed. A second report, or one for a generation already closed, changes nothing. A report after the
     sweeper expired the hold is still accepted and settles once.
     """
     if outcome not in (Generation.Outcome.SUCCEEDED, Generation.Outcome.FAILED):

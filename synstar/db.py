@@ -60,3 +60,26 @@ def atomic_with_retry(func: Callable[P, R]) -> Callable[P, R]:
         raise AssertionError("unreachable")  # pragma: no cover
 
     return wrapper
+
+
+def retry_statement(func: Callable[P, R]) -> Callable[P, R]:
+    """Retry a function made of one atomic statement (autocommit: no BEGIN/COMMIT round trips) on
+    deadlock/serialization/lock timeout. Inside an outer transaction it simply runs once."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if connection.in_atomic_block:
+            return func(*args, **kwargs)
+        attempts = settings.LEDGER_MAX_RETRIES
+        for attempt in range(1, attempts + 1):
+            try:
+                return func(*args, **kwargs)
+            except OperationalError as exc:
+                if not _is_retryable(exc):
+                    raise
+                if attempt == attempts:
+                    raise ServiceBusy() from exc
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return wrapper
