@@ -9,7 +9,9 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 TEST_CACHE_URL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test migrate demo check-ledger clean
+BENCH_ARGS ?=
+
+.PHONY: run test bench install install-test migrate demo check-ledger clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +42,11 @@ test: install-test
 	tests/ensure_services.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) CACHE_URL=$(TEST_CACHE_URL) DEBUG=false \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (bench/README in the main README): ratios measured in one run on the local PostgreSQL.
+bench: install-test
+	tests/ensure_services.sh
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 check-ledger: install
 	$(BIN)/python manage.py check_ledger

@@ -133,7 +133,7 @@ SIGNUP_GRANT_USD = env("SIGNUP_GRANT_USD", default="0.50")
 # A hold with no usage report after this long is released by the sweeper (and marked expired).
 METERING_HOLD_TTL_SECONDS = env.int("METERING_HOLD_TTL_SECONDS", default=600)
 # Reports are settled in batches: a process queues at most one batch task per window (milliseconds).
-METERING_SETTLE_BATCH_WINDOW_MS = env.int("METERING_SETTLE_BATCH_WINDOW_MS", default=100)
+METERING_SETTLE_BATCH_WINDOW_MS = env.int("METERING_SETTLE_BATCH_WINDOW_MS", default=1000)
 # A report not settled after this long (its task was lost) is settled by the sweeper.
 METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default=30)
 # Top-ups (USD).
