@@ -370,7 +370,9 @@ def seed_console(prefix: str, usage_rows: int, bills: int) -> int:
     return uid
 
 
-def measure_pages(uid: int, repeats: int) -> dict:
+def measure_pages(uids: dict[str, int], repeats: int) -> dict:
+    """Server time (median) and query count of each console page for each user. Requests for the users
+    alternate, so machine noise falls on both scales alike."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -379,29 +381,35 @@ def measure_pages(uid: int, repeats: int) -> dict:
     from synstar.accounts.models import User
     from wallet.models import TopUpOrder
 
-    client = Client(HTTP_HOST="127.0.0.1")
-    client.force_login(User.objects.get(pk=uid))
-    usage_ids = list(Generation.objects.filter(user_id=uid).order_by("id").values_list("id", flat=True)[:100])
-    bill_ids = list(TopUpOrder.objects.filter(user_id=uid).order_by("id").values_list("id", flat=True)[:100])
-    pages = {
-        "dashboard": "/",
-        "bills_first": "/bills/",
-        "bills_deep": f"/bills/?before={bill_ids[60]}",
-        "usage_first": "/usage/",
-        "usage_deep": f"/usage/?before={usage_ids[60]}",
-    }
-    out = {}
-    for name, url in pages.items():
-        client.get(url)  # warm
-        times, queries = [], 0
+    clients, pages = {}, {}
+    for scale, uid in uids.items():
+        clients[scale] = Client(HTTP_HOST="127.0.0.1")
+        clients[scale].force_login(User.objects.get(pk=uid))
+        usage_ids = list(Generation.objects.filter(user_id=uid).order_by("id").values_list("id", flat=True)[:100])
+        bill_ids = list(TopUpOrder.objects.filter(user_id=uid).order_by("id").values_list("id", flat=True)[:100])
+        pages[scale] = {
+            "dashboard": "/",
+            "bills_first": "/bills/",
+            "bills_deep": f"/bills/?before={bill_ids[60]}",
+            "usage_first": "/usage/",
+            "usage_deep": f"/usage/?before={usage_ids[60]}",
+        }
+    out = {scale: {} for scale in uids}
+    for page in pages[next(iter(uids))]:
+        times = {scale: [] for scale in uids}
+        queries = {}
+        for scale in uids:
+            clients[scale].get(pages[scale][page])  # warm
         for _ in range(repeats):
-            with CaptureQueriesContext(connection) as ctx:
-                t = time.perf_counter()
-                response = client.get(url)
-                times.append(time.perf_counter() - t)
-            assert response.status_code == 200, (url, response.status_code)
-            queries = len(ctx)
-        out[name] = {"ms": round(statistics.median(times) * 1000, 2), "queries": queries}
+            for scale in uids:
+                with CaptureQueriesContext(connection) as ctx:
+                    t = time.perf_counter()
+                    response = clients[scale].get(pages[scale][page])
+                    times[scale].append(time.perf_counter() - t)
+                assert response.status_code == 200, (pages[scale][page], response.status_code)
+                queries[scale] = len(ctx)
+        for scale in uids:
+            out[scale][page] = {"ms": round(statistics.median(times[scale]) * 1000, 2), "queries": queries[scale]}
     return out
 
 
@@ -461,7 +469,7 @@ def main() -> None:
         log(f"console: seeding 10,000 and {big:,} usage records (with 1,000 and 100,000 bills)")
         small_uid = seed_console("small", 10_000, 1_000)
         big_uid = seed_console("big", big, 100_000)
-        results["console"] = {"10k": measure_pages(small_uid, 7), f"{big // 1000}k": measure_pages(big_uid, 7)}
+        results["console"] = measure_pages({"10k": small_uid, f"{big // 1000}k": big_uid}, 15)
 
     results["ratios"] = ratios(results)
     path = ROOT / "bench" / "results" / "latest.json"

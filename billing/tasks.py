@@ -9,25 +9,24 @@ from synstar.errors import ServiceBusy
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    autoretry_for=(ServiceBusy, OperationalError),
-    retry_backoff=0.5,
-    retry_backoff_max=30,
-    max_retries=8,
-    acks_late=True,
-)
+# Settlement tasks: retried with backoff on a busy database; acknowledged only once done, so a worker
+# killed mid-task leaves the message for another.
+SETTLE_TASK_OPTIONS = {
+    "autoretry_for": (ServiceBusy, OperationalError),
+    "retry_backoff": 0.5,
+    "retry_backoff_max": 30,
+    "max_retries": 8,
+    "acks_late": True,
+}
+
+
+@shared_task(**SETTLE_TASK_OPTIONS)
 def generation_settle_task(generation_id: int) -> None:
     """Settle one reported generation. Harmless when run twice: the service settles exactly once."""
     generation_settle(generation_id=generation_id, fetch=False)
 
 
-@shared_task(
-    autoretry_for=(ServiceBusy, OperationalError),
-    retry_backoff=0.5,
-    retry_backoff_max=30,
-    max_retries=8,
-    acks_late=True,
-)
+@shared_task(**SETTLE_TASK_OPTIONS)
 def generations_settle_task() -> int:
     """Settle every reported generation, in batches of one transaction each. Harmless when run twice or
     concurrently: rows are taken with FOR UPDATE SKIP LOCKED and each settles exactly once."""

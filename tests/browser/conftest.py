@@ -35,3 +35,20 @@ def page(browser, live_server):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+PASSWORD = "correct horse battery"  # what tests.factories.make_user sets
+
+
+def sign_in(page, email: str) -> None:
+    """Mark the address verified and sign in through the real login form."""
+    from allauth.account.models import EmailAddress
+
+    from synstar.accounts.models import User
+
+    user = User.objects.get(email=email)
+    EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+    page.goto("/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from referrals.demo import reward_rule_load
 from referrals.services import invite_code_for
+from tests.browser.conftest import sign_in
 from tests.factories import make_user
 from wallet.demo import topup_config_load
 
@@ -16,12 +17,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_invitee_tops_up_and_inviter_transfers_proceeds(browser, live_server, celery_worker):
-    from allauth.account.models import EmailAddress
-
     topup_config_load()
     reward_rule_load()
     inviter = make_user(email="host@example.com")
-    EmailAddress.objects.create(user=inviter, email=inviter.email, verified=True, primary=True)
     link = f"{live_server.url}/r/{invite_code_for(user=inviter).code}/"
 
     contexts = [browser.new_context(base_url=live_server.url) for _ in range(2)]
@@ -50,10 +48,7 @@ def _flow(friend, host, link):
     friend.get_by_test_id("sandbox-pay").click()
     expect(friend).to_have_url(re.compile(r"/bills/"))
 
-    host.goto("/accounts/login/")
-    host.fill("input[name=login]", "host@example.com")
-    host.fill("input[name=password]", "correct horse battery")
-    host.click("button[type=submit]")
+    sign_in(host, "host@example.com")
     host.click("[data-nav=invite]")
     for _ in range(40):  # the worker completes the friend's top-up within seconds
         if host.get_by_test_id("proceeds").inner_text() != "$0.00":

@@ -5,25 +5,16 @@ from playwright.sync_api import expect
 
 from billing.demo import catalog_load
 from billing.models import ApiToken
+from tests.browser.conftest import sign_in
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def login(page, email):
-    page.goto("/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", "correct horse battery")
-    page.click("button[type=submit]")
-
-
 def test_create_disable_and_delete_a_token(page):
-    from allauth.account.models import EmailAddress
-
     catalog_load()
     user = make_user(email="tok@example.com")
-    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-    login(page, "tok@example.com")
+    sign_in(page, "tok@example.com")
     page.click("[data-nav=tokens]")
     expect(page.locator("body")).to_contain_text("No API tokens yet")
 

@@ -6,6 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import sign_in
 from tests.factories import make_user
 from wallet.demo import topup_config_load
 
@@ -13,15 +14,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_top_up_100_through_checkout_and_webhook(page, celery_worker):
-    from allauth.account.models import EmailAddress
-
     topup_config_load()
-    user = make_user(email="payer@example.com")
-    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-    page.goto("/accounts/login/")
-    page.fill("input[name=login]", "payer@example.com")
-    page.fill("input[name=password]", "correct horse battery")
-    page.click("button[type=submit]")
+    make_user(email="payer@example.com")
+    sign_in(page, "payer@example.com")
     expect(page.get_by_test_id("balance")).to_have_text("$0.50")
 
     page.click("[data-nav=wallet]")
