@@ -288,7 +288,7 @@ def _metering_hold(
     kind = key_kind(token_key or "")
     if kind != "sk":
         token_authenticate(raw_key=token_key)  # raises the right error for a gw- key or garbage
-    found = hotpath.lookup(key_hash=key_hash(token_key), model=model_name)
+    found = _sql().lookup(key_hash=key_hash(token_key), model=model_name)
     if found is None:
         raise AuthenticationFailed("Invalid API token.", code="invalid_api_key")
     if request_id:
@@ -311,11 +311,11 @@ def _metering_hold(
     )
     deadline = now + _hold_ttl()
     # Lock order: account, then token.
-    available = hotpath.account_hold(account_id=found.account_id, amount=estimate)
+    available = _sql().account_hold(account_id=found.account_id, amount=estimate)
     if available is None:
         raise _refusal(account_id=found.account_id, amount=estimate)
     public_id = f"gen-{secrets.token_urlsafe(18)}"
-    opened = hotpath.token_hold_and_open(
+    opened = _sql().token_hold_and_open(
         est=estimate, now=now, token_id=found.token_id, account_id=found.account_id, deadline=deadline, public_id=public_id,
         user_id=found.user_id, gateway_id=gateway.pk, request_id=request_id or None, model_id=found.model_id,
         group_name=found.group_name, endpoint=endpoint[:100], client_ip=client_ip or None, est_input=input_tokens,
@@ -359,7 +359,7 @@ def metering_report(
         raise InvalidRequest("status must be 'succeeded' or 'failed'.", code="invalid_status")
     if usage is not None:
         usage.validate()
-    generation_id = hotpath.report(
+    generation_id = _sql().report(
         input_tokens=usage.input_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
         cached_tokens=usage.cached_tokens if usage else None, units=usage.units if usage else None, outcome=outcome,
         error=(error or "")[:4000], now=timezone.now(), public_id=public_id, gateway_id=gateway.pk,
@@ -373,6 +373,19 @@ def metering_report(
     generation = Generation(pk=generation_id, public_id=public_id, state=Generation.State.REPORTED)
     generation._state.adding = False
     return generation
+
+
+# Set by tests to run the portable implementation on PostgreSQL too.
+FORCE_PORTABLE = False
+
+
+def _sql():
+    """The hot path's statements: explicit PostgreSQL SQL, or the portable ORM version elsewhere."""
+    from django.db import connection
+
+    from billing import portable
+
+    return hotpath if connection.vendor == "postgresql" and not FORCE_PORTABLE else portable
 
 
 _batch_lock = threading.Lock()
@@ -415,6 +428,11 @@ def generations_settle_batch(*, limit: int = 500) -> int:
 
 @atomic_with_retry
 def _settle_batch(*, limit: int) -> int:
+    if _sql() is not hotpath:  # portable: one by one, in this transaction
+        ids = list(Generation.objects.filter(state=Generation.State.REPORTED).order_by("id").values_list("pk", flat=True)[:limit])
+        for generation_id in ids:
+            _settle_one(generation_id)
+        return len(ids)
     rows = hotpath.batch_lock(limit)
     if not rows:
         return 0
@@ -476,7 +494,11 @@ def generation_settle(*, generation_id: int, fetch: bool = True) -> Generation |
 
 @atomic_with_retry
 def _generation_settle(*, generation_id: int) -> None:
-    row = hotpath.settle_lock(generation_id)
+    _settle_one(generation_id)
+
+
+def _settle_one(generation_id: int) -> None:
+    row = _sql().settle_lock(generation_id)
     if row is None or row[0] != Generation.State.REPORTED:
         return
     (_, hold_id, token_id, estimate, hold_open, outcome, snapshot, rate, input_tokens, output_tokens, cached_tokens,
@@ -487,21 +509,21 @@ def _generation_settle(*, generation_id: int) -> None:
     now = timezone.now()
     if outcome == Generation.Outcome.FAILED:
         if lift:
-            hotpath.account_settle(account_id=account_id, cost=0, lift=lift, count=0)
-        hotpath.close_free(hold_status="released", settled=None, hold_from=["open"], now=now, hold_id=hold_id,
+            _sql().account_settle(account_id=account_id, cost=0, lift=lift, count=0)
+        _sql().close_free(hold_status="released", settled=None, hold_from=["open"], now=now, hold_id=hold_id,
                            lift=lift, token_id=token_id, state=Generation.State.RELEASED, basis="", generation_id=generation_id)
         return
     usage, basis = _usage_to_charge(snapshot=snapshot, input_tokens=input_tokens, output_tokens=output_tokens,
                                     cached_tokens=cached_tokens, units=units, est_input=est_input, est_output=est_output,
                                     est_units=est_units)
     cost = charge(snapshot, usage, rate)
-    hotpath.account_settle(account_id=account_id, cost=cost, lift=lift, count=1)
+    _sql().account_settle(account_id=account_id, cost=cost, lift=lift, count=1)
     if cost:
-        hotpath.close_charged(hold_id=hold_id, now=now, account_id=account_id, cost=cost,
+        _sql().close_charged(hold_id=hold_id, now=now, account_id=account_id, cost=cost,
                               revenue_id=system_account_id(SystemAccount.REVENUE), lift=lift, token_id=token_id,
                               basis=basis, generation_id=generation_id)
     else:
-        hotpath.close_free(hold_status="settled", settled=0, hold_from=["open", "expired"], now=now, hold_id=hold_id,
+        _sql().close_free(hold_status="settled", settled=0, hold_from=["open", "expired"], now=now, hold_id=hold_id,
                            lift=lift, token_id=token_id, state=Generation.State.SETTLED, basis=basis,
                            generation_id=generation_id)
 

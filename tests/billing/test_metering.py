@@ -25,6 +25,16 @@ from wallet.selectors import wallet_statistics
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True, params=["postgresql-sql", "portable-orm"])
+def implementation(request, monkeypatch):
+    """Every scenario runs through the PostgreSQL hot path and through the portable ORM version that
+    SQLite (the quickstart) uses, so the two cannot drift apart."""
+    import billing.services
+
+    monkeypatch.setattr(billing.services, "FORCE_PORTABLE", request.param == "portable-orm")
+    return request.param
+
 # gpt-4o: $2.50 in / $10 out per M. 1,000 in + 500 out = $0.0075 estimate.
 EST = usd("0.0075")
 

@@ -1,0 +1,95 @@
+"""The metering hot path's operations written with the ORM, for databases other than PostgreSQL (the
+SQLite quickstart of `make run`). Same functions and results as billing/hotpath.py; the test suite runs
+the metering scenarios through both on PostgreSQL so they cannot drift apart."""
+
+from __future__ import annotations
+
+from django.db.models import F, Q
+
+from billing.hotpath import PRICE_COLUMNS, Lookup
+from billing.models import ApiToken, Generation, ModelPrice, TierModelRate
+from wallet.models import Account, Entry, Hold, Transaction
+
+
+def lookup(*, key_hash: str, model: str) -> Lookup | None:
+    token = ApiToken.objects.select_related("user", "group__tier").filter(key_hash=key_hash, deleted_at__isnull=True).first()
+    if token is None:
+        return None
+    price = ModelPrice.objects.filter(name=model, is_active=True).first()
+    group = token.group
+    override = TierModelRate.objects.filter(tier=group.tier, model=price).values_list("rate", flat=True).first() if price else None
+    return Lookup(
+        token_id=token.pk, user_id=token.user_id, quota=token.quota, used=token.used, held=token.held,
+        is_enabled=token.is_enabled, expires_at=token.expires_at, allowed_models=token.allowed_models,
+        allowed_ips=token.allowed_ips, user_status=token.user.status, review_reason=token.user.review_reason,
+        user_active=token.user.is_active, group_name=group.name,
+        group_allowed=group.is_public or group.allowed_users.filter(pk=token.user_id).exists(),
+        account_id=Account.objects.filter(user_id=token.user_id, kind=Account.Kind.MAIN).values_list("pk", flat=True).first(),
+        model_id=price.pk if price else None, rate=override if override is not None else group.tier.rate,
+        price={c: getattr(price, c) for c in PRICE_COLUMNS} if price else {},
+    )
+
+
+def account_hold(*, account_id: int, amount: int) -> int | None:
+    rows = Account.objects.filter(pk=account_id, kind=Account.Kind.MAIN, balance__gte=F("held") + amount)
+    if not rows.update(held=F("held") + amount):
+        return None
+    account = Account.objects.only("balance", "held").get(pk=account_id)
+    return account.balance - account.held
+
+
+def token_hold_and_open(**p) -> tuple[int, int] | None:
+    quota_ok = Q(quota__isnull=True) | Q(quota__gte=F("used") + F("held") + p["est"])
+    if not ApiToken.objects.filter(quota_ok, pk=p["token_id"]).update(held=F("held") + p["est"], last_used_at=p["now"]):
+        return None
+    hold = Hold.objects.create(account_id=p["account_id"], amount=p["est"], expires_at=p["deadline"])
+    generation = Generation.objects.create(
+        public_id=p["public_id"], user_id=p["user_id"], token_id=p["token_id"], gateway_id=p["gateway_id"],
+        request_id=p["request_id"], hold=hold, model_id=p["model_id"], group_name=p["group_name"], endpoint=p["endpoint"],
+        client_ip=p["client_ip"], est_input_tokens=p["est_input"], est_output_tokens=p["est_output"], est_units=p["est_units"],
+        rate=p["rate"], price_snapshot=p["snapshot"], estimated_cost=p["est"], deadline=p["deadline"],
+    )
+    return generation.pk, hold.pk
+
+
+def report(**p) -> int | None:
+    rows = Generation.objects.filter(public_id=p["public_id"], gateway_id=p["gateway_id"], state__in=["held", "expired"])
+    generation_id = rows.values_list("pk", flat=True).first()
+    if generation_id is None or not Generation.objects.filter(pk=generation_id, state__in=["held", "expired"]).update(
+        input_tokens=p["input_tokens"], output_tokens=p["output_tokens"], cached_tokens=p["cached_tokens"],
+        units=p["units"], outcome=p["outcome"], error=p["error"], state="reported", reported_at=p["now"],
+    ):
+        return None
+    return generation_id
+
+
+def settle_lock(generation_id: int) -> tuple | None:
+    g = Generation.objects.select_for_update().select_related("hold").filter(pk=generation_id).first()
+    if g is None:
+        return None
+    return (g.state, g.hold_id, g.token_id, g.estimated_cost, g.expired_at is None, g.outcome, g.price_snapshot, g.rate,
+            g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.est_input_tokens, g.est_output_tokens,
+            g.est_units, g.hold.account_id)
+
+
+def account_settle(*, account_id: int, cost: int, lift: int, count: int) -> None:
+    Account.objects.filter(pk=account_id).update(
+        balance=F("balance") - cost, held=F("held") - lift, consumed=F("consumed") + cost, request_count=F("request_count") + count
+    )
+
+
+def close_charged(**p) -> None:
+    txn = Transaction.objects.create(kind=Transaction.Kind.SETTLEMENT, idempotency_key=f"hold-settle:{p['hold_id']}", description="Usage")
+    Entry.objects.bulk_create([Entry(transaction=txn, account_id=p["account_id"], amount=-p["cost"]),
+                               Entry(transaction=txn, account_id=p["revenue_id"], amount=p["cost"])])
+    Hold.objects.filter(pk=p["hold_id"]).update(status="settled", settled_amount=p["cost"], settlement=txn, closed_at=p["now"])
+    ApiToken.objects.filter(pk=p["token_id"]).update(held=F("held") - p["lift"], used=F("used") + p["cost"])
+    Generation.objects.filter(pk=p["generation_id"]).update(state="settled", final_cost=p["cost"], charge_basis=p["basis"], closed_at=p["now"])
+
+
+def close_free(**p) -> None:
+    Hold.objects.filter(pk=p["hold_id"], status__in=p["hold_from"]).update(
+        status=p["hold_status"], settled_amount=p["settled"], closed_at=p["now"]
+    )
+    ApiToken.objects.filter(pk=p["token_id"]).update(held=F("held") - p["lift"])
+    Generation.objects.filter(pk=p["generation_id"]).update(state=p["state"], final_cost=0, charge_basis=p["basis"], closed_at=p["now"])
