@@ -3,7 +3,6 @@
 import random
 import threading
 import time
-from decimal import Decimal
 
 import pytest
 from django.db import connection
