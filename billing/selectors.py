@@ -27,11 +27,6 @@ def group_allowed(*, user, group: TokenGroup) -> bool:
     return group.is_public or group.allowed_users.filter(pk=user.pk).exists()
 
 
-def effective_rate(*, tier: BillingTier, model: ModelPrice) -> Decimal:
-    override = TierModelRate.objects.filter(tier=tier, model=model).values_list("rate", flat=True).first()
-    return override if override is not None else tier.rate
-
-
 @dataclass(frozen=True)
 class PriceRow:
     model: ModelPrice
