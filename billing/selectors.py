@@ -10,7 +10,7 @@ from fractions import Fraction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from billing.models import ApiToken, BillingTier, Generation, ModelPrice, TierModelRate, TokenGroup
+from billing.models import ApiToken, Generation, ModelPrice, TierModelRate, TokenGroup
 from billing.pricing import price_snapshot
 from synstar.money import format_usd, round_half_up
 
