@@ -5,15 +5,16 @@
 set -euo pipefail
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+PG_PORT=${SYNSTAR_PG_PORT:-5432}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
 
-if answers 5432; then
-  echo "PostgreSQL: using the server on 127.0.0.1:5432"
+if answers "$PG_PORT"; then
+  echo "PostgreSQL: using the server on 127.0.0.1:$PG_PORT"
 else
   bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   [ -n "$bindir" ] || bindir=$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/x)")
   if [ ! -x "$bindir/pg_ctl" ]; then
-    echo "PostgreSQL is not running on 127.0.0.1:5432 and no server is installed." >&2
+    echo "PostgreSQL is not running on 127.0.0.1:$PG_PORT and no server is installed." >&2
     echo "Install it (Debian/Ubuntu: apt-get install postgresql) or start one, then run make test again." >&2
     exit 1
   fi
@@ -25,7 +26,7 @@ else
   fi
   echo "PostgreSQL: starting a local server from $bindir (data in $data)"
   "${run[@]}" "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p 5432 -k /tmp -c fsync=off" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp -c fsync=off" start >/dev/null
 fi
 
 if answers 6379; then
