@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import hotpath
+from billing import hotpath, portable
 from billing.keys import key_generate, key_hash, key_kind, key_prefix
 from billing.models import ApiToken, GatewayKey, Generation, ModelPrice, TokenGroup
 from billing.pricing import Usage, charge, estimate_usage
@@ -381,10 +381,6 @@ FORCE_PORTABLE = False
 
 def _sql():
     """The hot path's statements: explicit PostgreSQL SQL, or the portable ORM version elsewhere."""
-    from django.db import connection
-
-    from billing import portable
-
     return hotpath if connection.vendor == "postgresql" and not FORCE_PORTABLE else portable
 
 
