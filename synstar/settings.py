@@ -142,6 +142,8 @@ TOPUP_MIN_USD = env("TOPUP_MIN_USD", default="1")
 TOPUP_MAX_USD = env("TOPUP_MAX_USD", default="10000")
 # Orders left Pending/Paid longer than this are looked up at the provider by the reconciliation task.
 ORDER_RECONCILE_AFTER_SECONDS = env.int("ORDER_RECONCILE_AFTER_SECONDS", default=600)
+# Admin refunds still pending this long after their intent was recorded are asked of the provider again.
+REFUND_RESUME_AFTER_SECONDS = env.int("REFUND_RESUME_AFTER_SECONDS", default=120)
 # Payment providers. With no keys at all, the sandbox provider stands in (off whenever keys are set).
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
@@ -219,6 +221,10 @@ CELERY_BEAT_SCHEDULE = {
     "orders-reconcile": {
         "task": "wallet.tasks.orders_reconcile_task",
         "schedule": timedelta(seconds=env.int("ORDER_RECONCILE_EVERY_SECONDS", default=120)),
+    },
+    "refunds-resume": {
+        "task": "wallet.tasks.refunds_resume_task",
+        "schedule": timedelta(seconds=env.int("REFUND_RESUME_EVERY_SECONDS", default=60)),
     },
     "webhooks-retry": {
         "task": "wallet.tasks.webhooks_retry_task",

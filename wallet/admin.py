@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.shortcuts import render
 
 from synstar.errors import SynstarError
+from wallet.providers.base import ProviderError
 from synstar.money import format_usd, parse_usd
 from wallet.models import Account, Entry, Hold, Transaction
 from wallet.services import adjustment_create
@@ -183,7 +184,8 @@ class RefundInline(admin.TabularInline):
     model = Refund
     extra = 0
     can_delete = False
-    fields = ["created_at", "source", "base_removed", "bonus_removed", "shortfall", "provider_refund_id", "actor", "reason"]
+    fields = ["created_at", "source", "status", "base_removed", "bonus_removed", "shortfall", "base_restored", "bonus_restored",
+              "provider_refund_id", "actor", "reason", "failure_reason"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -217,10 +219,25 @@ def refund_action(modeladmin, request, queryset):
                     refund = order_refund(order_id=order.pk, source=Refund.Source.ADMIN, cash=form.cleaned_data["amount"],
                                           key=f"admin:{form.cleaned_data['idempotency_key']}:{order.pk}",
                                           actor=request.user, reason=form.cleaned_data["reason"])
-                    modeladmin.message_user(request, f"{order.order_no}: refunded {_usd(refund.base_removed)} "
-                                                     f"and clawed back {_usd(refund.bonus_removed)} bonus.")
+                except ProviderError as exc:
+                    if exc.retryable:
+                        modeladmin.message_user(request, f"{order.order_no}: the refund is recorded and its credits removed, but "
+                                                         "the provider did not answer; it will be asked again automatically.",
+                                                messages.WARNING)
+                    else:
+                        modeladmin.message_user(request, f"{order.order_no}: {exc.message} Nothing was refunded; the "
+                                                         "credits are back.", messages.ERROR)
+                    continue
                 except SynstarError as exc:
                     modeladmin.message_user(request, f"{order.order_no}: {exc.message}", messages.ERROR)
+                    continue
+                if refund.status == Refund.Status.FAILED:
+                    modeladmin.message_user(request, f"{order.order_no}: this refund failed ({refund.failure_reason}).",
+                                            messages.ERROR)
+                else:
+                    modeladmin.message_user(request, f"{order.order_no}: refunded {_usd(refund.base_removed)} "
+                                                     f"and clawed back {_usd(refund.bonus_removed)} bonus "
+                                                     f"({refund.get_status_display().lower()}).")
             return None
     else:
         form = RefundForm(initial={"idempotency_key": uuid.uuid4().hex})
@@ -257,8 +274,8 @@ class TopUpOrderAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["order", "source", "base_removed", "bonus_removed", "shortfall", "actor", "created_at"]
-    list_filter = ["source"]
+    list_display = ["order", "source", "status", "base_removed", "bonus_removed", "shortfall", "base_restored", "actor", "created_at"]
+    list_filter = ["status", "source"]
     search_fields = ["order__order_no", "key"]
 
 

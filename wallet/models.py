@@ -88,6 +88,7 @@ class Transaction(models.Model):
         TOPUP = "topup", "Top-up"
         BONUS = "bonus", "Top-up bonus"
         REFUND = "refund", "Refund"
+        REFUND_REVERSAL = "refund_reversal", "Refund reversed (credits restored)"
         BONUS_CLAWBACK = "bonus_clawback", "Bonus claw-back"
         REDEMPTION = "redemption", "Code redemption"
         REFERRAL_REWARD = "referral_reward", "Referral reward"
@@ -237,6 +238,7 @@ class TopUpOrder(models.Model):
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
         REFUNDED = "refunded", "Refunded"
 
     order_no = models.CharField(max_length=32, unique=True)
@@ -246,7 +248,7 @@ class TopUpOrder(models.Model):
     amount = models.BigIntegerField(help_text="nanos paid, and base credits")
     bonus = models.BigIntegerField(default=0, help_text="nanos of bonus credits")
     currency = models.CharField(max_length=3, default="usd")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING)
     checkout_id = models.CharField(max_length=255, blank=True, default="", help_text="Checkout session / payment intent")
     checkout_url = models.URLField(max_length=2000, blank=True, default="")
     payment_id = models.CharField(max_length=255, blank=True, default="", help_text="Provider payment reference")
@@ -254,6 +256,11 @@ class TopUpOrder(models.Model):
     refunded_amount = models.BigIntegerField(default=0, help_text="nanos of base credits removed by refunds")
     cash_refunded = models.BigIntegerField(default=0, help_text="nanos of money returned to the payer")
     bonus_clawed = models.BigIntegerField(default=0, help_text="nanos of bonus clawed back")
+    refund_watermark = models.BigIntegerField(
+        default=0,
+        help_text="nanos of the provider's cumulative refunded figure already accounted for (our own refunds "
+        "count from the moment their intent is recorded); a cumulative event only counts what lies above it",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -286,23 +293,57 @@ class TopUpOrder(models.Model):
 
 
 class Refund(models.Model):
+    """One refund or dispute of an order: the credits it removed and, if it failed or the dispute was won,
+    the credits given back. Admin refunds are recorded (status pending, credits already removed) before
+    the provider is called, with the idempotency key sent to the provider in `provider_key`."""
+
     class Source(models.TextChoices):
         ADMIN = "admin", "Admin"
         PROVIDER = "provider", "Provider refund"
         DISPUTE = "dispute", "Dispute"
 
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (sent to the provider)"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed (credits restored)"
+        REVERSED = "reversed", "Dispute won (credits restored)"
+
     order = models.ForeignKey(TopUpOrder, on_delete=models.PROTECT, related_name="refunds")
     source = models.CharField(max_length=16, choices=Source.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCEEDED)
     key = models.CharField(max_length=200, unique=True, help_text="Provider refund/dispute id, or the admin form's key")
+    provider_key = models.CharField(
+        max_length=64, blank=True, default="", help_text="Idempotency key / request id sent to the provider (admin refunds)"
+    )
     requested = models.BigIntegerField(help_text="nanos of cash asked for (admin) or already refunded (provider)")
     base_removed = models.BigIntegerField(default=0)
     bonus_removed = models.BigIntegerField(default=0)
     shortfall = models.BigIntegerField(default=0, help_text="Cash the provider returned beyond what could be clawed back")
+    base_restored = models.BigIntegerField(default=0)
+    bonus_restored = models.BigIntegerField(default=0)
     provider_refund_id = models.CharField(max_length=255, blank=True, default="")
     transaction = models.OneToOneField(Transaction, on_delete=models.PROTECT, null=True, blank=True, related_name="refund")
+    restore_transaction = models.OneToOneField(
+        Transaction, on_delete=models.PROTECT, null=True, blank=True, related_name="refund_restored"
+    )
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     reason = models.TextField(blank=True, default="")
+    failure_reason = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider_key"], condition=~Q(provider_key=""), name="wallet_refund_provider_key"),
+            models.CheckConstraint(
+                condition=Q(base_restored__lte=models.F("base_removed")) | Q(base_removed=0),
+                name="wallet_refund_restore_bounded",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(status="pending"), name="wallet_refund_pending"),
+            models.Index(fields=["order", "provider_refund_id"], name="wallet_refund_provider_id"),
+        ]
 
     def __str__(self) -> str:
         return f"Refund of {self.order_id} ({self.source})"

@@ -50,3 +50,11 @@ def orders_reconcile_task() -> dict:
     from wallet.orders import orders_reconcile
 
     return orders_reconcile()
+
+
+@shared_task
+def refunds_resume_task() -> dict:
+    """Beat: finish admin refunds left pending by a process that died after recording them."""
+    from wallet.orders import refunds_resume
+
+    return refunds_resume()

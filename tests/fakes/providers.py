@@ -61,7 +61,39 @@ class FakeStripe(_Server):
     def __init__(self):
         self.sessions: dict[str, dict] = {}
         self.refunds: list[dict] = []
+        self.refund_objects: dict[str, dict] = {}  # full refund objects, as refund.* events carry them
+        self.idempotent: dict[str, dict] = {}
+        self.refuse_refunds = False
+        self.on_refund = None  # called with the refund object before Stripe answers the refund request
         super().__init__()
+
+    @staticmethod
+    def charge_id(payment_intent: str) -> str:
+        return "ch_" + payment_intent[3:]
+
+    def charge(self, payment_intent: str, *, amount: int, amount_refunded: int, currency: str = "usd") -> dict:
+        """A charge object as charge.refunded carries it (API 2022-11-15+: `refunds` not expanded)."""
+        return {"id": self.charge_id(payment_intent), "object": "charge", "amount": amount, "amount_captured": amount,
+                "amount_refunded": amount_refunded, "currency": currency, "payment_intent": payment_intent,
+                "paid": True, "captured": True, "refunded": amount_refunded >= amount, "status": "succeeded",
+                "disputed": False, "metadata": {}}
+
+    def refund_object(self, payment_intent: str, *, amount: int, status: str = "succeeded", refund_id: str | None = None,
+                      metadata: dict | None = None, currency: str = "usd") -> dict:
+        """A refund object (refund.created/updated/failed, charge.refund.updated) made outside our API."""
+        return {"id": refund_id or f"re_{secrets.token_hex(10)}", "object": "refund", "amount": amount,
+                "charge": self.charge_id(payment_intent), "currency": currency, "payment_intent": payment_intent,
+                "status": status, "metadata": metadata or {}, "reason": None, "created": int(time.time()),
+                "failure_reason": "expired_or_canceled_card" if status == "failed" else None}
+
+    def dispute(self, payment_intent: str, *, amount: int, status: str, dispute_id: str = "dp_test_1",
+                currency: str = "usd") -> dict:
+        """A dispute object. status: warning_needs_response, warning_under_review, warning_closed,
+        needs_response, under_review, won, lost."""
+        return {"id": dispute_id, "object": "dispute", "amount": amount, "currency": currency,
+                "charge": self.charge_id(payment_intent), "payment_intent": payment_intent, "reason": "fraudulent",
+                "status": status, "is_charge_refundable": status.startswith("warning_"), "balance_transactions": [],
+                "created": int(time.time()), "livemode": False, "metadata": {}}
 
     def route(self, method, path, raw, headers):
         if headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -86,10 +118,24 @@ class FakeStripe(_Server):
                 return 404, {"error": {"type": "invalid_request_error", "message": f"No such checkout.session: {sid}"}}
             return 200, self.sessions[sid]
         if method == "POST" and path == "/v1/refunds":
+            # Stripe replays the first answer for a repeated Idempotency-Key (for 24 hours).
+            key = headers.get("Idempotency-Key")
+            if key and key in self.idempotent:
+                return 200, self.idempotent[key]
             form = {k: v[0] for k, v in parse_qs(raw).items()}
+            if self.refuse_refunds:
+                return 400, {"error": {"type": "invalid_request_error", "code": "charge_already_refunded",
+                                       "message": "Charge has already been refunded."}}
             refund = {"id": f"re_{secrets.token_hex(10)}", "object": "refund", "amount": int(form["amount"]),
                       "payment_intent": form["payment_intent"], "status": "succeeded"}
+            meta = {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")}
             self.refunds.append(refund)
+            if key:
+                self.idempotent[key] = refund
+            self.refund_objects[refund["id"]] = {**refund, "currency": "usd", "metadata": meta, "charge": self.charge_id(
+                form["payment_intent"]), "created": int(time.time()), "reason": None, "failure_reason": None}
+            if self.on_refund is not None:
+                self.on_refund(self.refund_objects[refund["id"]])  # e.g. deliver the echo while the caller waits
             return 200, refund
         return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: {path})"}}
 
@@ -138,8 +184,10 @@ class FakeAirwallex(_Server):
             return (200, self.intents[iid]) if iid in self.intents else (404, {"code": "resource_not_found"})
         if method == "POST" and path == "/api/v1/pa/refunds/create":
             body = json.loads(raw, parse_float=Decimal)
-            refund = {"id": f"rfd_{secrets.token_hex(8)}", "amount": float(Decimal(body["amount"])),
-                      "payment_intent_id": body["payment_intent_id"], "status": "RECEIVED", "currency": "USD"}
+            refund = {"id": f"rfd_{secrets.token_hex(8)}", "request_id": body.get("request_id"),
+                      "amount": float(Decimal(body["amount"])), "payment_intent_id": body["payment_intent_id"],
+                      "status": "RECEIVED", "currency": "USD", "metadata": body.get("metadata") or {},
+                      "created_at": "2026-11-22T00:00:00+0000"}
             self.refunds.append(refund)
             return 201, refund
         return 404, {"code": "resource_not_found"}

@@ -73,7 +73,7 @@ def test_refund_after_partial_use_claws_back_the_bonus_first(fake_stripe, settin
     assert fake_stripe.refunds == [{"id": refund.provider_refund_id, "object": "refund", "amount": 5000,
                                     "payment_intent": order.payment_id, "status": "succeeded"}]
     order.refresh_from_db()
-    assert (order.status, order.cash_refunded, order.bonus_clawed) == ("refunded", usd("50"), usd("3"))
+    assert (order.status, order.cash_refunded, order.bonus_clawed) == ("partially_refunded", usd("50"), usd("3"))
     call_command("check_ledger")
     # Stripe then reports the refund it made; it is ours, so nothing changes.
     charge = {"id": "ch_1", "object": "charge", "payment_intent": order.payment_id, "amount_refunded": 5000, "currency": "usd"}

@@ -17,7 +17,21 @@ import httpx
 from django.conf import settings
 from django.core.cache import cache
 
-from wallet.providers.base import CANCELLED, DISPUTED, PAID, REFUNDED, Checkout, PaymentStatus, ProviderError, ProviderEvent, SignatureInvalid
+from wallet.providers.base import (
+    CANCELLED,
+    DISPUTE_LOST,
+    DISPUTE_WON,
+    PAID,
+    REFUND_FAILED,
+    REFUND_PENDING,
+    REFUND_SUCCEEDED,
+    REFUND_UPDATED,
+    Checkout,
+    PaymentStatus,
+    ProviderError,
+    ProviderEvent,
+    SignatureInvalid,
+)
 
 TIMEOUT = httpx.Timeout(10.0)
 TOLERANCE_SECONDS = 300
@@ -49,7 +63,8 @@ def _request(method: str, path: str, **kwargs) -> dict:
     except httpx.HTTPError as exc:
         raise ProviderError(f"Airwallex could not be reached: {type(exc).__name__}") from exc
     if response.status_code >= 400:
-        raise ProviderError(f"Airwallex refused the request ({response.status_code}).")
+        # 4xx: Airwallex answered and refused; 5xx: the outcome is unknown.
+        raise ProviderError(f"Airwallex refused the request ({response.status_code}).", retryable=response.status_code >= 500)
     return json.loads(response.content, parse_float=Decimal)
 
 
@@ -92,10 +107,13 @@ def checkout_lookup(order) -> PaymentStatus:
 
 
 def refund_create(order, *, amount_cents: int, idempotency_key: str) -> str:
+    """`idempotency_key` (a UUID4) is the request_id: the refund events echo it back, so they are
+    recognised as this refund in any order."""
     refund = _request(
         "POST",
         "/api/v1/pa/refunds/create",
-        content=json.dumps({"request_id": idempotency_key, "payment_intent_id": order.payment_id, "amount": _major(amount_cents)}),
+        content=json.dumps({"request_id": idempotency_key, "payment_intent_id": order.payment_id, "amount": _major(amount_cents),
+                            "metadata": {"order_no": order.order_no, "refund_key": idempotency_key}}),
     )
     return refund["id"]
 
@@ -132,11 +150,27 @@ def _intent(action):
     return parse
 
 
-def _refund(action, prefix):
+def _refund(status: str):
+    """refund.*: one refund object. `request_id` is the idempotency key we sent when the refund is ours."""
+
     def parse(obj: dict) -> ProviderEvent:
         return ProviderEvent(
-            action=action, payment_id=obj.get("payment_intent_id"), refund_cents=_cents(obj["amount"]),
-            refund_id=f"{prefix}{obj.get('id')}", currency=(obj.get("currency") or "").lower(),
+            action=REFUND_UPDATED, payment_id=obj.get("payment_intent_id"),
+            refund_cents=_cents(obj["amount"]) if obj.get("amount") is not None else None,
+            refund_id=obj.get("id"), refund_status=status, refund_counts=True,
+            refund_key=obj.get("request_id") or (obj.get("metadata") or {}).get("refund_key") or None,
+            currency=(obj.get("currency") or "").lower(),
+        )
+
+    return parse
+
+
+def _dispute(action: str):
+    def parse(obj: dict) -> ProviderEvent:
+        return ProviderEvent(
+            action=action, payment_id=obj.get("payment_intent_id"), order_no=obj.get("merchant_order_id"),
+            refund_cents=_cents(obj["amount"]) if obj.get("amount") is not None else None,
+            dispute_id=obj.get("id"), currency=(obj.get("currency") or "").lower(),
         )
 
     return parse
@@ -145,8 +179,19 @@ def _refund(action, prefix):
 EVENT_HANDLERS = {
     "payment_intent.succeeded": _intent(PAID),
     "payment_intent.cancelled": _intent(CANCELLED),
-    "refund.settled": _refund(REFUNDED, ""),
-    "payment_dispute.accepted": _refund(DISPUTED, "airwallex-dispute:"),
+    # A refund counts once, when Airwallex says it succeeded or settled (whichever comes first).
+    "refund.received": _refund(REFUND_PENDING),
+    "refund.accepted": _refund(REFUND_PENDING),
+    "refund.succeeded": _refund(REFUND_SUCCEEDED),
+    "refund.settled": _refund(REFUND_SUCCEEDED),
+    "refund.failed": _refund(REFUND_FAILED),
+    # Disputes: money left when the dispute is accepted, lost or expired (no response in time);
+    # it comes back when the dispute is won or reversed by the issuer.
+    "payment_dispute.accepted": _dispute(DISPUTE_LOST),
+    "payment_dispute.lost": _dispute(DISPUTE_LOST),
+    "payment_dispute.expired": _dispute(DISPUTE_LOST),
+    "payment_dispute.won": _dispute(DISPUTE_WON),
+    "payment_dispute.reversed": _dispute(DISPUTE_WON),
 }
 
 

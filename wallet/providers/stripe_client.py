@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 
 import stripe
 from django.conf import settings
 
 from wallet.providers.base import (
     CANCELLED,
-    DISPUTED,
+    DISPUTE_LOST,
+    DISPUTE_WON,
     FAILED,
     PAID,
     PENDING,
+    REFUND_FAILED,
+    REFUND_PENDING,
+    REFUND_SUCCEEDED,
+    REFUND_UPDATED,
     REFUNDED,
     Checkout,
     PaymentStatus,
@@ -20,6 +26,11 @@ from wallet.providers.base import (
     ProviderEvent,
     SignatureInvalid,
 )
+
+TOLERANCE_SECONDS = 300
+# Errors after which the outcome of a call is unknown (it may have taken effect): ask again later with
+# the same idempotency key. Any other StripeError is Stripe's answer, and asking again gives the same one.
+_OUTCOME_UNKNOWN = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError, stripe.IdempotencyError)
 
 
 def _client() -> stripe.StripeClient:
@@ -74,13 +85,19 @@ def checkout_lookup(order) -> PaymentStatus:
 
 
 def refund_create(order, *, amount_cents: int, idempotency_key: str) -> str:
+    """Refund part of the order's payment. The idempotency key is also put in the refund's metadata, so
+    the webhooks that report this refund back are recognised as ours whatever order they arrive in."""
     try:
         refund = _client().v1.refunds.create(
-            params={"payment_intent": order.payment_id, "amount": amount_cents, "metadata": {"order_no": order.order_no}},
+            params={"payment_intent": order.payment_id, "amount": amount_cents,
+                    "metadata": {"order_no": order.order_no, "refund_key": idempotency_key}},
             options={"idempotency_key": idempotency_key},
         )
     except stripe.StripeError as exc:
-        raise ProviderError(f"Stripe refused the refund: {exc.user_message or type(exc).__name__}") from exc
+        raise ProviderError(
+            f"Stripe refused the refund: {exc.user_message or type(exc).__name__}",
+            retryable=isinstance(exc, _OUTCOME_UNKNOWN),
+        ) from exc
     return refund.id
 
 
@@ -89,10 +106,21 @@ def webhook_verify(body: bytes, headers) -> dict:
     if not signature or not settings.STRIPE_WEBHOOK_SECRET:
         raise SignatureInvalid("Missing Stripe-Signature header.")
     try:
-        stripe.Webhook.construct_event(body, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=300)
+        stripe.Webhook.construct_event(body, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=TOLERANCE_SECONDS)
     except (stripe.SignatureVerificationError, ValueError) as exc:
         raise SignatureInvalid(f"Stripe signature check failed: {exc}") from None
-    return json.loads(body)
+    # The library refuses stale timestamps only; a timestamp far in the future is as suspect (a replay
+    # prepared in advance), so the tolerance applies both ways.
+    stamps = [p[2:] for p in signature.split(",") if p.startswith("t=")]
+    if not stamps or not stamps[0].isdigit() or int(stamps[0]) > time.time() + TOLERANCE_SECONDS:
+        raise SignatureInvalid("Stripe signature timestamp is outside the tolerance.")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise SignatureInvalid("The webhook body is not JSON.") from None
+    if not isinstance(payload, dict):
+        raise SignatureInvalid("The webhook body is not a Stripe event.")
+    return payload
 
 
 def event_identity(payload: dict) -> tuple[str, str]:
@@ -114,17 +142,51 @@ def _session(action):
 
 
 def _charge_refunded(obj: dict) -> ProviderEvent:
+    """charge.refunded: `amount_refunded` is the cumulative figure for the whole charge."""
     return ProviderEvent(
         action=REFUNDED, payment_id=obj.get("payment_intent"), refund_total_cents=obj.get("amount_refunded"),
-        refund_id=f"stripe-refunded:{obj.get('id')}:{obj.get('amount_refunded')}", currency=obj.get("currency"),
+        refund_id=f"stripe-charge:{obj.get('id')}", currency=obj.get("currency"),
     )
 
 
-def _dispute(obj: dict) -> ProviderEvent:
+# Refund.status: pending | requires_action | succeeded | failed | canceled
+_REFUND_STATUS = {"succeeded": REFUND_SUCCEEDED, "pending": REFUND_PENDING, "requires_action": REFUND_PENDING,
+                  "failed": REFUND_FAILED, "canceled": REFUND_FAILED}
+
+
+def _refund_object(obj: dict) -> ProviderEvent:
+    """refund.created / refund.updated / refund.failed / charge.refund.updated: one refund object."""
     return ProviderEvent(
-        action=DISPUTED, payment_id=obj.get("payment_intent"), refund_cents=obj.get("amount"),
-        refund_id=f"stripe-dispute:{obj.get('id')}", currency=obj.get("currency"),
+        action=REFUND_UPDATED, payment_id=obj.get("payment_intent"), refund_cents=obj.get("amount"),
+        refund_id=obj.get("id"), refund_status=_REFUND_STATUS.get(obj.get("status"), REFUND_PENDING),
+        refund_key=(obj.get("metadata") or {}).get("refund_key") or None, currency=obj.get("currency"),
     )
+
+
+def _dispute(event_type: str):
+    """Disputes move money on funds_withdrawn (or a dispute created past the inquiry stage) and give it back
+    on funds_reinstated or when closed as won. Inquiries (warning_*) move no money and change nothing."""
+
+    def parse(obj: dict) -> ProviderEvent | None:
+        status = obj.get("status") or ""
+        if event_type == "charge.dispute.created":
+            action = None if status.startswith("warning_") else DISPUTE_LOST
+        elif event_type == "charge.dispute.funds_withdrawn":
+            action = DISPUTE_LOST
+        elif event_type == "charge.dispute.funds_reinstated":
+            action = DISPUTE_WON
+        elif event_type == "charge.dispute.closed":
+            action = {"won": DISPUTE_WON, "lost": DISPUTE_LOST}.get(status)
+        else:
+            action = None
+        if action is None:
+            return None
+        return ProviderEvent(
+            action=action, payment_id=obj.get("payment_intent"), refund_cents=obj.get("amount"),
+            dispute_id=obj.get("id"), currency=obj.get("currency"),
+        )
+
+    return parse
 
 
 EVENT_HANDLERS = {
@@ -133,7 +195,12 @@ EVENT_HANDLERS = {
     "checkout.session.async_payment_failed": _session(FAILED),
     "checkout.session.expired": _session(CANCELLED),
     "charge.refunded": _charge_refunded,
-    "charge.dispute.created": _dispute,
+    "charge.refund.updated": _refund_object,
+    "refund.created": _refund_object,
+    "refund.updated": _refund_object,
+    "refund.failed": _refund_object,
+    **{f"charge.dispute.{name}": _dispute(f"charge.dispute.{name}")
+       for name in ("created", "funds_withdrawn", "funds_reinstated", "closed")},
 }
 
 
