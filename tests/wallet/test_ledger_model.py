@@ -11,7 +11,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 
 from synstar.errors import AccountInDebt, Conflict, InsufficientBalance
 from wallet.demo import topup_config_load
-from wallet.orders import bonus_for, order_complete, order_create, order_refund
+from wallet.orders import bonus_for, order_complete, order_create, order_dispute, order_refund, refund_fail
 from tests.factories import make_user
 from wallet.models import SystemAccount
 from wallet.selectors import ledger_problems, wallet_statistics
@@ -39,6 +39,7 @@ class LedgerModel(RuleBasedStateMachine):
     closed_holds = Bundle("closed_holds")
     credit_keys = Bundle("credit_keys")
     orders = Bundle("orders")
+    refunds = Bundle("refunds")
 
     def __init__(self):
         super().__init__()
@@ -163,7 +164,7 @@ class LedgerModel(RuleBasedStateMachine):
         self.order_state[order.pk] = [user.pk, usd(dollars), bonus]
         return order.pk
 
-    @rule(order_id=orders, cents=st.one_of(st.none(), st.integers(1, 300_000)))
+    @rule(target=refunds, order_id=orders, cents=st.one_of(st.none(), st.integers(1, 300_000)))
     def refund(self, order_id, cents):
         pk, base_left, bonus_left = self.order_state[order_id]
         cash = None if cents is None else cents * 10_000_000
@@ -175,10 +176,54 @@ class LedgerModel(RuleBasedStateMachine):
             refund = order_refund(order_id=order_id, source="admin", key=f"ref:{next(_keys)}", cash=cash, actor=self.admin)
         except Conflict:
             assert base_take <= 0
-            return
-        assert (refund.bonus_removed, refund.base_removed) == (bonus_take, base_take)
+            return None
+        assert (refund.status, refund.bonus_removed, refund.base_removed) == ("succeeded", bonus_take, base_take)
         self.balance[pk] -= bonus_take + base_take
         self.order_state[order_id] = [pk, base_left - base_take, bonus_left - bonus_take]
+        return refund.pk
+
+    @rule(refund_id=refunds, twice=st.booleans())
+    def refund_fails(self, refund_id, twice):
+        """The provider reports that a refund failed after it was accepted: its credits come back, once."""
+        if refund_id is None:
+            return
+        from wallet.models import Refund
+
+        before = Refund.objects.get(pk=refund_id)
+        for _ in range(2 if twice else 1):
+            refund = refund_fail(refund_id=refund_id, reason="card closed")
+        assert refund.status == "failed"
+        if before.status == "failed":
+            return
+        pk, base_left, bonus_left = self.order_state[refund.order_id]
+        self.balance[pk] += refund.base_removed + refund.bonus_removed
+        self.order_state[refund.order_id] = [pk, base_left + refund.base_removed, bonus_left + refund.bonus_removed]
+
+    @rule(order_id=orders, cents=st.integers(1, 300_000), won_later=st.booleans())
+    def dispute(self, order_id, cents, won_later):
+        """A chargeback takes `cents` back (bonus first, then base up to what is available; the rest is a
+        shortfall); a won dispute gives back exactly what it took, once."""
+        pk, base_left, bonus_left = self.order_state[order_id]
+        available = max(self.available(pk), 0)
+        bonus_take = min(bonus_left, available)
+        base_take = max(min(cents * 10_000_000, base_left, available - bonus_take), 0)
+        dispute_id = f"dp_{next(_keys)}"
+        refund = order_dispute(order_id=order_id, provider="stripe", dispute_id=dispute_id, lost=True, cash=cents * 10_000_000)
+        assert (refund.bonus_removed, refund.base_removed) == (bonus_take, base_take)
+        self.balance[pk] -= bonus_take + base_take
+        if refund.shortfall:  # the account went under payment review; an operator clears it
+            from synstar.accounts.services import user_status_set
+
+            user = next(u for u in self.users if u.pk == pk)
+            user.refresh_from_db()
+            assert (user.status, user.review_reason) == ("under_review", "payment")
+            user_status_set(user=user, status="active", review_reason="", actor=self.admin, note="shortfall settled")
+        if won_later:
+            for _ in range(2):
+                order_dispute(order_id=order_id, provider="stripe", dispute_id=dispute_id, lost=False, cash=None)
+            self.balance[pk] += bonus_take + base_take
+        else:
+            self.order_state[order_id] = [pk, base_left - base_take, bonus_left - bonus_take]
 
     @invariant()
     def matches_model(self):
