@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -150,7 +151,12 @@ AIRWALLEX_CLIENT_ID = env("AIRWALLEX_CLIENT_ID", default="")
 AIRWALLEX_API_KEY = env("AIRWALLEX_API_KEY", default="")
 AIRWALLEX_WEBHOOK_SECRET = env("AIRWALLEX_WEBHOOK_SECRET", default="")
 AIRWALLEX_API_BASE = env("AIRWALLEX_API_BASE", default="https://api-demo.airwallex.com")
-AIRWALLEX_CHECKOUT_BASE = env("AIRWALLEX_CHECKOUT_BASE", default="https://checkout-demo.airwallex.com")
+# "demo" or "prod": the environment Airwallex.js opens the hosted payment page in (prod requires https
+# return URLs). The API version is pinned (x-api-version) so an account-level upgrade cannot change answers.
+AIRWALLEX_ENV = env("AIRWALLEX_ENV", default="demo")
+if AIRWALLEX_ENV not in ("demo", "prod"):
+    raise ImproperlyConfigured(f"AIRWALLEX_ENV must be demo or prod, not {AIRWALLEX_ENV!r}.")
+AIRWALLEX_API_VERSION = env("AIRWALLEX_API_VERSION", default="2024-06-30")
 PAYMENTS_SANDBOX = env.bool("PAYMENTS_SANDBOX", default=True)
 # Redemption codes: failed attempts allowed per window, per user and per IP.
 REDEEM_FAILURES_PER_USER = env.int("REDEEM_FAILURES_PER_USER", default=5)

@@ -113,7 +113,9 @@ def order_create(*, user, amount: int, method_code: str, base_url: str = "") -> 
             order, amount_cents=to_cents(amount), success_url=f"{bills}?paid={order.order_no}", cancel_url=f"{bills}?cancelled={order.order_no}"
         )
     except providers.ProviderError as exc:
-        TopUpOrder.objects.filter(pk=order.pk).update(status=TopUpOrder.Status.FAILED, failure_reason=exc.message[:255], closed_at=timezone.now())
+        # The user reads our words (failure_reason); the provider's own answer is kept for admins.
+        TopUpOrder.objects.filter(pk=order.pk).update(status=TopUpOrder.Status.FAILED, failure_reason=exc.message[:255],
+                                                      provider_error=exc.detail[:4000], closed_at=timezone.now())
         raise
     TopUpOrder.objects.filter(pk=order.pk).update(checkout_id=checkout.checkout_id, checkout_url=checkout.url)
     order.checkout_id, order.checkout_url = checkout.checkout_id, checkout.url

@@ -11,10 +11,28 @@ class SignatureInvalid(InvalidRequest):
 
 
 class ProviderError(SynstarError):
+    """A payment provider refused or could not be reached.
+
+    `message` is ours, safe to show to a user (pages and API answers). `detail` is what the provider or
+    the network said: it goes to the log and to the order (admin), never to a user."""
+
     status = 502
     type = "api_error"
     code = "payment_provider_error"
-    default_message = "The payment provider could not be reached; please try again."
+    default_message = "The payment provider could not be reached; please try again in a few minutes."
+
+    def __init__(self, message: str | None = None, *, detail: str = "", code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.detail = detail or self.message
+
+
+# What a user reads when a provider call fails: our words, never the provider's text.
+CHECKOUT_FAILED = (
+    "We could not start the payment with {provider}. Nothing was charged; please try again in a few minutes "
+    "or choose another payment method."
+)
+LOOKUP_FAILED = "We could not check the payment status with {provider}; it will be checked again automatically."
+REFUND_FAILED = "{provider} did not accept the refund; nothing was refunded. The provider's answer is in the server log."
 
 
 @dataclass(frozen=True)

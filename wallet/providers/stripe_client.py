@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import stripe
 from django.conf import settings
 
 from wallet.providers.base import (
     CANCELLED,
+    CHECKOUT_FAILED,
+    LOOKUP_FAILED,
+    REFUND_FAILED,
     DISPUTED,
     FAILED,
     PAID,
@@ -20,6 +24,18 @@ from wallet.providers.base import (
     ProviderEvent,
     SignatureInvalid,
 )
+
+
+logger = logging.getLogger(__name__)
+
+
+def _failed(exc: stripe.StripeError, message: str, *, order, action: str) -> ProviderError:
+    """Stripe's own text (e.g. "Invalid response body from API: ...") goes to the log and the order, never to a user."""
+    detail = f"Stripe {action}: {type(exc).__name__}: {exc}"
+    if getattr(exc, "request_id", None):
+        detail += f" (request {exc.request_id})"
+    logger.warning("Stripe call for order %s failed: %s", order.order_no, detail)
+    return ProviderError(message.format(provider="Stripe"), detail=detail)
 
 
 def _client() -> stripe.StripeClient:
@@ -53,7 +69,7 @@ def checkout_create(order, *, amount_cents: int, success_url: str, cancel_url: s
     try:
         session = _client().v1.checkout.sessions.create(params=params, options={"idempotency_key": f"checkout-{order.order_no}"})
     except stripe.StripeError as exc:
-        raise ProviderError(f"Stripe refused the checkout: {exc.user_message or type(exc).__name__}") from exc
+        raise _failed(exc, CHECKOUT_FAILED, order=order, action="checkout create") from exc
     return Checkout(checkout_id=session.id, url=session.url)
 
 
@@ -61,7 +77,7 @@ def checkout_lookup(order) -> PaymentStatus:
     try:
         session = _client().v1.checkout.sessions.retrieve(order.checkout_id)
     except stripe.StripeError as exc:
-        raise ProviderError(f"Stripe lookup failed: {type(exc).__name__}") from exc
+        raise _failed(exc, LOOKUP_FAILED, order=order, action="checkout lookup") from exc
     if session.status == "complete" and session.payment_status in ("paid", "no_payment_required"):
         state = "paid"
     elif session.status == "expired":
@@ -73,6 +89,14 @@ def checkout_lookup(order) -> PaymentStatus:
     )
 
 
+def checkout_cancel(order) -> None:
+    """Expire an abandoned Checkout Session so it can no longer be paid (POST /v1/checkout/sessions/{id}/expire)."""
+    try:
+        _client().v1.checkout.sessions.expire(order.checkout_id)
+    except stripe.StripeError as exc:
+        raise _failed(exc, LOOKUP_FAILED, order=order, action="checkout expire") from exc
+
+
 def refund_create(order, *, amount_cents: int, idempotency_key: str) -> str:
     try:
         refund = _client().v1.refunds.create(
@@ -80,7 +104,7 @@ def refund_create(order, *, amount_cents: int, idempotency_key: str) -> str:
             options={"idempotency_key": idempotency_key},
         )
     except stripe.StripeError as exc:
-        raise ProviderError(f"Stripe refused the refund: {exc.user_message or type(exc).__name__}") from exc
+        raise _failed(exc, REFUND_FAILED, order=order, action="refund") from exc
     return refund.id
 
 
