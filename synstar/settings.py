@@ -143,6 +143,12 @@ TOPUP_MIN_USD = env("TOPUP_MIN_USD", default="1")
 TOPUP_MAX_USD = env("TOPUP_MAX_USD", default="10000")
 # Orders left Pending/Paid longer than this are looked up at the provider by the reconciliation task.
 ORDER_RECONCILE_AFTER_SECONDS = env.int("ORDER_RECONCILE_AFTER_SECONDS", default=600)
+# Each open order is looked up again after a back-off that doubles from BACKOFF up to BACKOFF_MAX, so every
+# open order is checked at least once per BACKOFF_MAX; after its checkout lifetime (Stripe Checkout
+# Sessions expire after 24 hours; Airwallex intents get the same) an unpaid order is closed as Cancelled.
+ORDER_RECONCILE_BACKOFF_SECONDS = env.int("ORDER_RECONCILE_BACKOFF_SECONDS", default=120)
+ORDER_RECONCILE_BACKOFF_MAX_SECONDS = env.int("ORDER_RECONCILE_BACKOFF_MAX_SECONDS", default=3600)
+ORDER_CHECKOUT_LIFETIME_SECONDS = env.int("ORDER_CHECKOUT_LIFETIME_SECONDS", default=24 * 3600)
 # Payment providers. With no keys at all, the sandbox provider stands in (off whenever keys are set).
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
