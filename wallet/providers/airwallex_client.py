@@ -145,7 +145,7 @@ def _failed(exc: ProviderError, message: str, *, order) -> ProviderError:
 def _cents(amount) -> int:
     value = Decimal(str(amount)) * 100
     if value != value.to_integral_value():
-        raise ProviderError(detail=f"Airwallex amount {amount} is not whole cents.")
+        raise ProviderError(f"Airwallex amount {amount} is not whole cents.")
     return int(value)
 
 
