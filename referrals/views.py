@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from referrals.models import InviteCode, Referral
@@ -52,4 +53,12 @@ def transfer(request):
         messages.success(request, "Proceeds moved to your balance.")
     except SynstarError as exc:
         messages.error(request, exc.message)
-    return redirect(request.POST.get("next") or "console:invite")
+    return redirect(local_next(request, default="console:invite"))
+
+
+def local_next(request, *, default: str) -> str:
+    """A `next` from the form, only if it is a path on this site (never another host or scheme)."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts=None, require_https=request.is_secure()):
+        return target
+    return default

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -144,6 +145,12 @@ TOPUP_MAX_USD = env("TOPUP_MAX_USD", default="10000")
 ORDER_RECONCILE_AFTER_SECONDS = env.int("ORDER_RECONCILE_AFTER_SECONDS", default=600)
 # Admin refunds still pending this long after their intent was recorded are asked of the provider again.
 REFUND_RESUME_AFTER_SECONDS = env.int("REFUND_RESUME_AFTER_SECONDS", default=120)
+# Each open order is looked up again after a back-off that doubles from BACKOFF up to BACKOFF_MAX, so every
+# open order is checked at least once per BACKOFF_MAX; after its checkout lifetime (Stripe Checkout
+# Sessions expire after 24 hours; Airwallex intents get the same) an unpaid order is closed as Cancelled.
+ORDER_RECONCILE_BACKOFF_SECONDS = env.int("ORDER_RECONCILE_BACKOFF_SECONDS", default=120)
+ORDER_RECONCILE_BACKOFF_MAX_SECONDS = env.int("ORDER_RECONCILE_BACKOFF_MAX_SECONDS", default=3600)
+ORDER_CHECKOUT_LIFETIME_SECONDS = env.int("ORDER_CHECKOUT_LIFETIME_SECONDS", default=24 * 3600)
 # Payment providers. With no keys at all, the sandbox provider stands in (off whenever keys are set).
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
@@ -152,7 +159,12 @@ AIRWALLEX_CLIENT_ID = env("AIRWALLEX_CLIENT_ID", default="")
 AIRWALLEX_API_KEY = env("AIRWALLEX_API_KEY", default="")
 AIRWALLEX_WEBHOOK_SECRET = env("AIRWALLEX_WEBHOOK_SECRET", default="")
 AIRWALLEX_API_BASE = env("AIRWALLEX_API_BASE", default="https://api-demo.airwallex.com")
-AIRWALLEX_CHECKOUT_BASE = env("AIRWALLEX_CHECKOUT_BASE", default="https://checkout-demo.airwallex.com")
+# "demo" or "prod": the environment Airwallex.js opens the hosted payment page in (prod requires https
+# return URLs). The API version is pinned (x-api-version) so an account-level upgrade cannot change answers.
+AIRWALLEX_ENV = env("AIRWALLEX_ENV", default="demo")
+if AIRWALLEX_ENV not in ("demo", "prod"):
+    raise ImproperlyConfigured(f"AIRWALLEX_ENV must be demo or prod, not {AIRWALLEX_ENV!r}.")
+AIRWALLEX_API_VERSION = env("AIRWALLEX_API_VERSION", default="2024-06-30")
 PAYMENTS_SANDBOX = env.bool("PAYMENTS_SANDBOX", default=True)
 # Redemption codes: failed attempts allowed per window, per user and per IP.
 REDEEM_FAILURES_PER_USER = env.int("REDEEM_FAILURES_PER_USER", default=5)

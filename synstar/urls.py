@@ -23,6 +23,7 @@ console_patterns = [
     path("invite/transfer/", referral_views.transfer, name="referral-transfer"),
     path("bills/", topup_views.bills_page, name="bills"),
     path("sandbox/checkout/<str:checkout_id>/", topup_views.sandbox_checkout, name="sandbox-checkout"),
+    path("checkout/airwallex/<str:order_no>/", topup_views.airwallex_checkout, name="airwallex-checkout"),
     path("tokens/", billing_views.tokens_page, name="tokens"),
     path("tokens/<int:token_id>/edit/", billing_views.token_edit, name="token-edit"),
     path("tokens/<int:token_id>/toggle/", billing_views.token_toggle, name="token-toggle"),

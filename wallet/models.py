@@ -252,7 +252,8 @@ class TopUpOrder(models.Model):
     checkout_id = models.CharField(max_length=255, blank=True, default="", help_text="Checkout session / payment intent")
     checkout_url = models.URLField(max_length=2000, blank=True, default="")
     payment_id = models.CharField(max_length=255, blank=True, default="", help_text="Provider payment reference")
-    failure_reason = models.CharField(max_length=255, blank=True, default="")
+    failure_reason = models.CharField(max_length=255, blank=True, default="", help_text="Shown to the user: our words")
+    provider_error = models.TextField(blank=True, default="", help_text="The provider's own answer to a failed call (admin only)")
     refunded_amount = models.BigIntegerField(default=0, help_text="nanos of base credits removed by refunds")
     cash_refunded = models.BigIntegerField(default=0, help_text="nanos of money returned to the payer")
     bonus_clawed = models.BigIntegerField(default=0, help_text="nanos of bonus clawed back")
@@ -265,6 +266,10 @@ class TopUpOrder(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Reconciliation: when the provider was last asked about this open order, how often, and when next.
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    reconcile_checks = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]
@@ -280,6 +285,8 @@ class TopUpOrder(models.Model):
             models.Index(fields=["user", "-id"], name="wallet_order_user_recent"),
             models.Index(fields=["user", "status", "-id"], name="wallet_order_user_status"),
             models.Index(fields=["created_at"], condition=Q(status__in=["pending", "paid"]), name="wallet_order_open"),
+            models.Index(fields=["next_check_at", "-created_at"], condition=Q(status__in=["pending", "paid"]),
+                         name="wallet_order_next_check"),
             models.Index(fields=["provider", "checkout_id"], name="wallet_order_checkout"),
             models.Index(fields=["provider", "payment_id"], name="wallet_order_payment"),
         ]

@@ -127,7 +127,9 @@ def order_create(*, user, amount: int, method_code: str, base_url: str = "") -> 
             order, amount_cents=to_cents(amount), success_url=f"{bills}?paid={order.order_no}", cancel_url=f"{bills}?cancelled={order.order_no}"
         )
     except providers.ProviderError as exc:
-        TopUpOrder.objects.filter(pk=order.pk).update(status=TopUpOrder.Status.FAILED, failure_reason=exc.message[:255], closed_at=timezone.now())
+        # The user reads our words (failure_reason); the provider's own answer is kept for admins.
+        TopUpOrder.objects.filter(pk=order.pk).update(status=TopUpOrder.Status.FAILED, failure_reason=exc.message[:255],
+                                                      provider_error=exc.detail[:4000], closed_at=timezone.now())
         raise
     TopUpOrder.objects.filter(pk=order.pk).update(checkout_id=checkout.checkout_id, checkout_url=checkout.url)
     order.checkout_id, order.checkout_url = checkout.checkout_id, checkout.url
@@ -675,26 +677,83 @@ def webhook_process(*, event_pk: int) -> WebhookEvent:
 
 
 def orders_reconcile(*, older_than: timedelta | None = None, limit: int = 200) -> dict[str, int]:
-    """Ask the provider about orders stuck in Pending/Paid and complete, fail or cancel them."""
+    """Ask the provider about open (Pending/Paid) orders and complete, fail or cancel them.
+
+    No order starves: each open order carries its next check time. A run takes the orders that are
+    due (never checked first, newest first, then by next check), and every order checked is scheduled
+    again with a back-off (ORDER_RECONCILE_BACKOFF_SECONDS doubling up to ..._MAX_SECONDS), so
+    abandoned orders cost less and less while new ones are looked at on the next run. An order the
+    provider still reports open after its checkout lifetime (ORDER_CHECKOUT_LIFETIME_SECONDS; Stripe
+    Checkout Sessions expire after 24 hours) is closed at the provider and Cancelled with a reason.
+    """
+    now = timezone.now()
     older_than = older_than if older_than is not None else timedelta(seconds=settings.ORDER_RECONCILE_AFTER_SECONDS)
-    cutoff = timezone.now() - older_than
-    stuck = TopUpOrder.objects.filter(
-        status__in=[TopUpOrder.Status.PENDING, TopUpOrder.Status.PAID], created_at__lte=cutoff
-    ).exclude(checkout_id="").order_by("created_at")[:limit]
     counts = {"completed": 0, "cancelled": 0, "failed": 0, "open": 0, "errors": 0}
-    for order in stuck:
+    counts["cancelled"] += _orders_without_checkout_close(cutoff=now - older_than, now=now)
+    for order in _orders_due_claim(cutoff=now - older_than, now=now, limit=limit):
         try:
-            status = providers.client_for(order.provider).checkout_lookup(order)
-            if status.state == "paid":
-                order_complete(order_id=order.pk, amount_cents=status.amount_cents, currency=status.currency, payment_id=status.payment_id)
-                counts["completed"] += 1
-            elif status.state in ("cancelled", "failed"):
-                order_close(order_id=order.pk, status=TopUpOrder.Status.CANCELLED if status.state == "cancelled" else TopUpOrder.Status.FAILED,
-                            reason=f"{order.provider}: {status.state} (reconciliation)")
-                counts[status.state] += 1
-            else:
-                counts["open"] += 1
+            counts[_order_reconcile(order, now=now)] += 1
         except Exception:
             counts["errors"] += 1
             logger.exception("reconciliation of order %s failed", order.order_no)
+        finally:
+            TopUpOrder.objects.filter(pk=order.pk).update(
+                last_checked_at=now, reconcile_checks=F("reconcile_checks") + 1,
+                next_check_at=now + _reconcile_backoff(order.reconcile_checks + 1),
+            )
     return counts
+
+
+OPEN_STATUSES = (TopUpOrder.Status.PENDING, TopUpOrder.Status.PAID)
+RECONCILE_CLAIM = timedelta(minutes=10)  # a run that dies mid-batch leaves its orders due again after this
+
+
+def _reconcile_backoff(checks: int) -> timedelta:
+    base, cap = settings.ORDER_RECONCILE_BACKOFF_SECONDS, settings.ORDER_RECONCILE_BACKOFF_MAX_SECONDS
+    return timedelta(seconds=min(base * 2 ** min(max(checks - 1, 0), 20), cap))
+
+
+def _orders_due_claim(*, cutoff, now, limit: int) -> list[TopUpOrder]:
+    """Take up to `limit` due orders (skipping rows another run holds) and push their next check a little,
+    so two runs at once do not ask about the same orders."""
+    with transaction.atomic():
+        ids = list(
+            TopUpOrder.objects.select_for_update(skip_locked=True)
+            .filter(status__in=OPEN_STATUSES, created_at__lte=cutoff)
+            .exclude(next_check_at__gt=now)  # never checked (NULL), or due
+            .exclude(checkout_id="")
+            .order_by(F("next_check_at").asc(nulls_first=True), "-created_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        TopUpOrder.objects.filter(pk__in=ids).update(next_check_at=now + RECONCILE_CLAIM)
+    return list(TopUpOrder.objects.filter(pk__in=ids).order_by(F("last_checked_at").asc(nulls_first=True), "-created_at"))
+
+
+def _order_reconcile(order: TopUpOrder, *, now) -> str:
+    """Look one order up at its provider and act on the answer; returns the counter to increment."""
+    client = providers.client_for(order.provider)
+    status = client.checkout_lookup(order)
+    if status.state == "paid":
+        order_complete(order_id=order.pk, amount_cents=status.amount_cents, currency=status.currency, payment_id=status.payment_id)
+        return "completed"
+    if status.state in ("cancelled", "failed"):
+        order_close(order_id=order.pk, status=TopUpOrder.Status.CANCELLED if status.state == "cancelled" else TopUpOrder.Status.FAILED,
+                    reason=f"{order.provider}: {status.state} (reconciliation)")
+        return status.state
+    lifetime = timedelta(seconds=settings.ORDER_CHECKOUT_LIFETIME_SECONDS)
+    if order.created_at <= now - lifetime:
+        # Close it at the provider first, so the abandoned checkout can no longer be paid; if the
+        # shopper paid a moment ago the provider refuses, and the next check completes the order.
+        client.checkout_cancel(order)
+        hours = settings.ORDER_CHECKOUT_LIFETIME_SECONDS // 3600
+        order_close(order_id=order.pk, status=TopUpOrder.Status.CANCELLED,
+                    reason=f"Not paid within {hours} hours; the checkout was closed.")
+        return "cancelled"
+    return "open"
+
+
+def _orders_without_checkout_close(*, cutoff, now) -> int:
+    """An order whose checkout was never created (the process died in between) can never be paid."""
+    return TopUpOrder.objects.filter(status=TopUpOrder.Status.PENDING, checkout_id="", created_at__lte=cutoff).update(
+        status=TopUpOrder.Status.CANCELLED, failure_reason="No checkout was created for this order.", closed_at=now
+    )

@@ -119,33 +119,58 @@ def _limits(user, ip: str | None) -> list[Limit]:
     return limits
 
 
-def _check_rate(user, ip) -> None:
-    for limit in _limits(user, ip):
-        if (cache.get(limit.key) or 0) >= limit.allowed:
-            raise RateLimited("Too many failed attempts; try again in a few minutes.", code="too_many_attempts")
-
-
-def _record_failure(user, ip) -> None:
-    window = settings.REDEEM_FAILURE_WINDOW_SECONDS
-    for limit in _limits(user, ip):
-        cache.add(limit.key, 0, window)
+def _counter_incr(key: str, window: int) -> int:
+    """Atomically count one more in `key` (Redis: SET NX then INCR), starting a window if there is none."""
+    for _ in range(3):
+        cache.add(key, 0, window)
         try:
-            cache.incr(limit.key)
-        except ValueError:  # expired between add and incr
-            cache.set(limit.key, 1, window)
+            return cache.incr(key)
+        except ValueError:  # the window expired between add and incr: start a new one
+            continue
+    raise RateLimited("Too many attempts; try again in a few minutes.", code="too_many_attempts")
+
+
+def _attempt_take(user, ip) -> list[Limit]:
+    """Count this attempt against every limit BEFORE the code is checked, so a burst of concurrent
+    attempts cannot all pass a read-then-write check: at most `allowed` of them are ever checked.
+    Returns the limits counted; a refused attempt gives its count back."""
+    window = settings.REDEEM_FAILURE_WINDOW_SECONDS
+    taken = []
+    for limit in _limits(user, ip):
+        count = _counter_incr(limit.key, window)
+        taken.append(limit)
+        if count > limit.allowed:
+            _attempt_give_back(taken)
+            raise RateLimited("Too many failed attempts; try again in a few minutes.", code="too_many_attempts")
+    return taken
+
+
+def _attempt_give_back(taken: list[Limit]) -> None:
+    """Only failures count: an attempt that succeeded (or was refused before any check) is uncounted."""
+    for limit in taken:
+        try:
+            cache.decr(limit.key)
+        except ValueError:  # the window has expired meanwhile
+            pass
 
 
 # --- redemption -----------------------------------------------------------------------------------
 
+FAILURES = (CodeNotFound, CodeExpired, CodeUsedUp, CodeAlreadyRedeemed, CodeNotEligible, CodeCountryNotAllowed, CodeDisabled)
+
 
 def code_redeem(*, user, raw_code: str, ip: str | None = None) -> Redemption:
     """Redeem a code for `user`. Each failure raises an error that says why; failures are rate limited."""
-    _check_rate(user, ip)
+    taken = _attempt_take(user, ip)
     try:
-        return _redeem(user=user, raw_code=raw_code, ip=ip)
-    except (CodeNotFound, CodeExpired, CodeUsedUp, CodeAlreadyRedeemed, CodeNotEligible, CodeCountryNotAllowed, CodeDisabled):
-        _record_failure(user, ip)
+        redemption = _redeem(user=user, raw_code=raw_code, ip=ip)
+    except FAILURES:
+        raise  # the attempt stays counted
+    except BaseException:
+        _attempt_give_back(taken)
         raise
+    _attempt_give_back(taken)
+    return redemption
 
 
 @atomic_with_retry

@@ -13,7 +13,7 @@ from synstar.errors import SynstarError
 from synstar.money import InvalidAmount, parse_usd, to_cents
 from wallet.models import TopUpOrder
 from wallet.orders import bonus_for, methods_for_user, order_create, topup_limits, topup_presets, topup_validate, webhook_receive
-from wallet.providers import sandbox_client, sandbox_enabled
+from wallet.providers import ProviderError, airwallex_client, sandbox_client, sandbox_enabled
 from wallet.selectors import wallet_statistics
 
 
@@ -106,3 +106,23 @@ def sandbox_checkout(request, checkout_id: str):
             webhook_receive(provider="sandbox", body=body, headers={sandbox_client.HEADER: sandbox_client.sign(body)})
             return redirect(f"/bills/?{'paid' if event_type == 'payment.succeeded' else 'cancelled'}={order.order_no}")
     return render(request, "console/sandbox_checkout.html", {"order": order})
+
+
+@login_required
+def airwallex_checkout(request, order_no: str):
+    """Open Airwallex's hosted payment page the way Airwallex documents it: Airwallex.js
+    `payments.redirectToCheckout` with the intent's id and client_secret, from a page of ours."""
+    order = TopUpOrder.objects.filter(order_no=order_no, provider="airwallex", user=request.user).select_related("user").first()
+    if order is None or not order.checkout_id:
+        raise Http404("No such Airwallex checkout.")
+    if order.status != TopUpOrder.Status.PENDING:
+        return redirect(f"{reverse('console:bills')}?{urlencode({'status': order.status})}")
+    bills = request.build_absolute_uri(reverse("console:bills"))
+    try:
+        options = airwallex_client.checkout_page_options(
+            order, success_url=f"{bills}?{urlencode({'paid': order.order_no})}", fail_url=f"{bills}?{urlencode({'cancelled': order.order_no})}"
+        )
+    except ProviderError as exc:
+        messages.error(request, exc.message)
+        return redirect("console:wallet")
+    return render(request, "console/airwallex_checkout.html", {"order": order, "options": options, "sdk_url": airwallex_client.SDK_URL})

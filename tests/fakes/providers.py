@@ -7,9 +7,11 @@ Only the endpoints the client modules call are implemented, with the response sh
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
+from datetime import datetime, timezone
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -17,7 +19,10 @@ from urllib.parse import parse_qs
 
 class _Server:
     def __init__(self):
-        self.requests: list[tuple[str, str, dict]] = []
+        # Every request as (method, path, raw body, headers): tests assert on what was sent.
+        self.requests: list[tuple[str, str, str, dict]] = []
+        # Injected failures: path prefix -> (status, body); a str body is sent as-is (not JSON).
+        self.failures: dict[str, tuple[int, object]] = {}
         handler = self._handler_class()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -28,6 +33,9 @@ class _Server:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def calls(self, method: str, prefix: str) -> list[tuple[str, str, str, dict]]:
+        return [r for r in self.requests if r[0] == method and r[1].startswith(prefix)]
+
     def _handler_class(self):
         server = self
 
@@ -36,20 +44,26 @@ class _Server:
                 pass
 
             def _reply(self, status, body):
-                data = json.dumps(body).encode()
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html" if isinstance(body, str) else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _handle(self, method, raw):
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                server.requests.append((method, self.path, raw, headers))
+                for prefix, (status, body) in server.failures.items():
+                    if self.path.startswith(prefix):
+                        return self._reply(status, body)
+                self._reply(*server.route(method, self.path, raw, self.headers))
+
             def do_GET(self):
-                self._reply(*server.route("GET", self.path, {}, self.headers))
+                self._handle("GET", "")
 
             def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                server.requests.append(("POST", self.path, raw))
-                self._reply(*server.route("POST", self.path, raw, self.headers))
+                self._handle("POST", self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
 
         return Handler
 
@@ -112,6 +126,16 @@ class FakeStripe(_Server):
                 "payment_intent": None,
             }
             return 200, self.sessions[sid]
+        if method == "POST" and path.startswith("/v1/checkout/sessions/") and path.endswith("/expire"):
+            sid = path.split("/")[4]
+            session = self.sessions.get(sid)
+            if session is None:
+                return 404, {"error": {"type": "invalid_request_error", "message": f"No such checkout.session: {sid}"}}
+            if session["status"] != "open":
+                return 400, {"error": {"type": "invalid_request_error",
+                                       "message": f"Only Checkout Sessions with a status in [\"open\"] can be expired. This session has a status of {session['status']}."}}
+            session["status"] = "expired"
+            return 200, session
         if method == "GET" and path.startswith("/v1/checkout/sessions/"):
             sid = path.rsplit("/", 1)[1]
             if sid not in self.sessions:
@@ -157,37 +181,87 @@ class FakeStripe(_Server):
 
 
 class FakeAirwallex(_Server):
+    """Airwallex's API as its reference describes it: a login that answers a token with `expires_at`
+    (30 minutes), 401 for a missing, unknown or expired token, JSON bodies only with
+    `Content-Type: application/json`, a dated `x-api-version`, and `request_id` on every write
+    (a reused request_id replays the first answer for the same body and is refused for another)."""
+
     client_id, api_key, webhook_secret = "awx_client", "awx_key", "awx_whsec_fake"
+    token_ttl = 30 * 60
 
     def __init__(self):
         self.intents: dict[str, dict] = {}
         self.refunds: list[dict] = []
-        self.token = secrets.token_hex(16)
+        self.tokens: dict[str, float] = {}  # token -> expiry (unix time)
+        self.logins = 0
+        self.replies: dict[str, tuple[str, tuple]] = {}  # request_id -> (body, answer)
         super().__init__()
 
+    def expire_tokens(self):
+        """What happens when a token outlives its expires_at (or is revoked): every use answers 401."""
+        for token in self.tokens:
+            self.tokens[token] = 0
+
     def route(self, method, path, raw, headers):
+        version = headers.get("x-api-version")
+        if version is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", version):
+            return 400, {"code": "invalid_argument", "message": f"Unsupported x-api-version {version}"}
+        if method == "POST" and raw and (headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+            return 415, {"code": "unsupported_media_type", "message": "Content type must be application/json"}
         if path == "/api/v1/authentication/login":
+            if method != "POST":
+                return 405, {"code": "method_not_allowed"}
             if headers.get("x-client-id") != self.client_id or headers.get("x-api-key") != self.api_key:
                 return 401, {"code": "credentials_invalid", "message": "Invalid credentials"}
-            return 201, {"token": self.token, "expires_at": "2099-01-01T00:00:00+0000"}
-        if headers.get("Authorization") != f"Bearer {self.token}":
-            return 401, {"code": "unauthorized", "message": "Access denied"}
-        if method == "POST" and path == "/api/v1/pa/payment_intents/create":
-            body = json.loads(raw, parse_float=Decimal)
-            iid = f"int_{secrets.token_hex(10)}"
-            self.intents[iid] = {"id": iid, "client_secret": secrets.token_hex(16), "amount": float(Decimal(body["amount"])),
-                                 "currency": body["currency"], "merchant_order_id": body["merchant_order_id"],
-                                 "status": "REQUIRES_PAYMENT_METHOD"}
-            return 201, self.intents[iid]
+            token = secrets.token_hex(16)
+            self.tokens[token] = time.time() + self.token_ttl
+            self.logins += 1
+            expires = datetime.fromtimestamp(self.tokens[token], tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+            return 201, {"token": token, "expires_at": expires}
+        auth = headers.get("Authorization") or ""
+        token = auth.removeprefix("Bearer ")
+        if not auth.startswith("Bearer ") or self.tokens.get(token, 0) <= time.time():
+            return 401, {"code": "unauthorized", "message": "Access denied, authentication failed"}
+        body = json.loads(raw, parse_float=Decimal) if raw else {}
+        if method == "POST":
+            rid = body.get("request_id")
+            if not rid:
+                return 400, {"code": "validation_error", "message": "request_id must not be blank"}
+            if rid in self.replies:
+                first_raw, answer = self.replies[rid]
+                if json.loads(first_raw) != json.loads(raw):
+                    return 400, {"code": "duplicate_request", "message": f"request_id {rid} was already used"}
+                return answer
+            answer = self._write(path, body)
+            if answer[0] < 400:
+                self.replies[rid] = (raw, answer)
+            return answer
         if method == "GET" and path.startswith("/api/v1/pa/payment_intents/"):
             iid = path.rsplit("/", 1)[1]
             return (200, self.intents[iid]) if iid in self.intents else (404, {"code": "resource_not_found"})
-        if method == "POST" and path == "/api/v1/pa/refunds/create":
-            body = json.loads(raw, parse_float=Decimal)
-            refund = {"id": f"rfd_{secrets.token_hex(8)}", "request_id": body.get("request_id"),
-                      "amount": float(Decimal(body["amount"])), "payment_intent_id": body["payment_intent_id"],
-                      "status": "RECEIVED", "currency": "USD", "metadata": body.get("metadata") or {},
-                      "created_at": "2026-11-22T00:00:00+0000"}
+        return 404, {"code": "resource_not_found"}
+
+    def _write(self, path, body):
+        if path == "/api/v1/pa/payment_intents/create":
+            iid = f"int_{secrets.token_hex(10)}"
+            self.intents[iid] = {"id": iid, "request_id": body["request_id"], "client_secret": secrets.token_hex(16),
+                                 "amount": float(Decimal(body["amount"])), "currency": body["currency"],
+                                 "merchant_order_id": body["merchant_order_id"], "return_url": body.get("return_url"),
+                                 "status": "REQUIRES_PAYMENT_METHOD"}
+            return 201, self.intents[iid]
+        if path.startswith("/api/v1/pa/payment_intents/") and path.endswith("/cancel"):
+            intent = self.intents.get(path.split("/")[5])
+            if intent is None:
+                return 404, {"code": "resource_not_found"}
+            if intent["status"] in ("SUCCEEDED", "CANCELLED"):
+                return 400, {"code": "invalid_status_for_operation",
+                             "message": f"The PaymentIntent status {intent['status']} is invalid for the operation cancel."}
+            intent["status"] = "CANCELLED"
+            return 200, intent
+        if path == "/api/v1/pa/refunds/create":
+            refund = {"id": f"rfd_{secrets.token_hex(8)}", "request_id": body["request_id"], "amount": float(Decimal(body["amount"])),
+                      "payment_intent_id": body["payment_intent_id"], "status": "RECEIVED", "currency": "USD",
+                      "metadata": body.get("metadata") or {}, "created_at": "2026-11-22T00:00:00+0000"}
             self.refunds.append(refund)
             return 201, refund
         return 404, {"code": "resource_not_found"}

@@ -206,3 +206,46 @@ def test_admin_generates_a_batch_and_downloads_the_csv_once(client, admin_user):
                                                        "per_account_limit": "1", "allowed_countries": "[]"})
     assert bad.status_code == 200 and "must not be negative" in bad.content.decode()
     assert CodeBatch.objects.count() == 1
+
+
+def _wrong_codes(n):
+    # Well-formed codes that do not exist: each one reaches the database lookup when it is checked.
+    return [f"{ALPHABET[i % 31]}{ALPHABET[(i // 31) % 31]}" + "Z" * 14 for i in range(n)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_burst_of_wrong_codes_checks_at_most_the_limit(admin_user, settings):
+    assert "RedisCache" in settings.CACHES["default"]["BACKEND"], "run under `make test` (CACHE_URL on Redis)"
+    settings.REDEEM_FAILURES_PER_USER = 5
+    settings.REDEEM_FAILURES_PER_IP = 1000
+    guesser = make_user()
+    results, errors = run_concurrently(lambda c: code_redeem(user=guesser, raw_code=c, ip="203.0.113.9"),
+                                       [(c,) for c in _wrong_codes(40)])
+    checked = [e for e in errors if isinstance(e, CodeNotFound)]
+    assert results == [] and len(checked) <= 5, f"{len(checked)} codes checked against a limit of 5"
+    assert len(errors) == 40 and all(isinstance(e, (CodeNotFound, RateLimited)) for e in errors)
+    assert len(checked) >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_burst_from_one_ip_checks_at_most_its_limit(admin_user, settings):
+    settings.REDEEM_FAILURES_PER_USER = 1000
+    settings.REDEEM_FAILURES_PER_IP = 8
+    users = [make_user() for _ in range(40)]
+    _, errors = run_concurrently(lambda u, c: code_redeem(user=u, raw_code=c, ip="203.0.113.10"),
+                                 list(zip(users, _wrong_codes(40))))
+    assert len([e for e in errors if isinstance(e, CodeNotFound)]) <= 8
+
+
+@pytest.mark.django_db
+def test_successes_do_not_count_against_the_limit(admin_user, settings):
+    settings.REDEEM_FAILURES_PER_USER = 2
+    _, codes = generate(admin_user, count=5)
+    user = make_user()
+    for code in codes:  # five good codes in a row: none is a failure
+        code_redeem(user=user, raw_code=code, ip="203.0.113.11")
+    for _ in range(2):
+        with pytest.raises(CodeNotFound):
+            code_redeem(user=user, raw_code="AAAA-AAAA-AAAA-AAAA", ip="203.0.113.11")
+    with pytest.raises(RateLimited):
+        code_redeem(user=user, raw_code="AAAA-AAAA-AAAA-AAAA", ip="203.0.113.11")

@@ -11,18 +11,32 @@ class SignatureInvalid(InvalidRequest):
 
 
 class ProviderError(SynstarError):
-    """A provider call that did not succeed. `retryable` is False when the provider answered and refused
-    (asking again with the same idempotency key gives the same refusal), True when the outcome is unknown
-    (network error, timeout, 5xx): the call may or may not have taken effect."""
+    """A payment provider refused or could not be reached.
+
+    `message` is ours, safe to show to a user (pages and API answers). `detail` is what the provider or
+    the network said: it goes to the log and to the order (admin), never to a user. `retryable` is False
+    when the provider answered and refused (asking again with the same idempotency key gives the same
+    refusal), True when the outcome is unknown (network error, timeout, 5xx): the call may or may not
+    have taken effect."""
 
     status = 502
     type = "api_error"
     code = "payment_provider_error"
-    default_message = "The payment provider could not be reached; please try again."
+    default_message = "The payment provider could not be reached; please try again in a few minutes."
 
-    def __init__(self, message: str | None = None, *, retryable: bool = True, **kwargs):
-        super().__init__(message, **kwargs)
+    def __init__(self, message: str | None = None, *, detail: str = "", code: str | None = None, retryable: bool = True) -> None:
+        super().__init__(message, code=code)
+        self.detail = detail or self.message
         self.retryable = retryable
+
+
+# What a user reads when a provider call fails: our words, never the provider's text.
+MSG_CHECKOUT_FAILED = (
+    "We could not start the payment with {provider}. Nothing was charged; please try again in a few minutes "
+    "or choose another payment method."
+)
+MSG_LOOKUP_FAILED = "We could not check the payment status with {provider}; it will be checked again automatically."
+MSG_REFUND_FAILED = "{provider} did not accept the refund; nothing was refunded. The provider's answer is in the server log."
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,10 @@ def checkout_lookup(order) -> PaymentStatus:
     return PaymentStatus(state="open")  # the sandbox keeps no state of its own
 
 
+def checkout_cancel(order) -> None:
+    return None  # the sandbox keeps no state of its own
+
+
 def refund_create(order, *, amount_cents: int, idempotency_key: str) -> str:
     return f"sbx_re_{secrets.token_hex(8)}"
 

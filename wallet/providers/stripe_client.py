@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import stripe
@@ -12,6 +13,9 @@ from wallet.providers.base import (
     CANCELLED,
     DISPUTE_LOST,
     DISPUTE_WON,
+    MSG_CHECKOUT_FAILED,
+    MSG_LOOKUP_FAILED,
+    MSG_REFUND_FAILED,
     FAILED,
     PAID,
     PENDING,
@@ -31,6 +35,18 @@ TOLERANCE_SECONDS = 300
 # Errors after which the outcome of a call is unknown (it may have taken effect): ask again later with
 # the same idempotency key. Any other StripeError is Stripe's answer, and asking again gives the same one.
 _OUTCOME_UNKNOWN = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError, stripe.IdempotencyError)
+
+
+logger = logging.getLogger(__name__)
+
+
+def _failed(exc: stripe.StripeError, message: str, *, order, action: str) -> ProviderError:
+    """Stripe's own text (e.g. "Invalid response body from API: ...") goes to the log and the order, never to a user."""
+    detail = f"Stripe {action}: {type(exc).__name__}: {exc}"
+    if getattr(exc, "request_id", None):
+        detail += f" (request {exc.request_id})"
+    logger.warning("Stripe call for order %s failed: %s", order.order_no, detail)
+    return ProviderError(message.format(provider="Stripe"), detail=detail, retryable=isinstance(exc, _OUTCOME_UNKNOWN))
 
 
 def _client() -> stripe.StripeClient:
@@ -64,7 +80,7 @@ def checkout_create(order, *, amount_cents: int, success_url: str, cancel_url: s
     try:
         session = _client().v1.checkout.sessions.create(params=params, options={"idempotency_key": f"checkout-{order.order_no}"})
     except stripe.StripeError as exc:
-        raise ProviderError(f"Stripe refused the checkout: {exc.user_message or type(exc).__name__}") from exc
+        raise _failed(exc, MSG_CHECKOUT_FAILED, order=order, action="checkout create") from exc
     return Checkout(checkout_id=session.id, url=session.url)
 
 
@@ -72,7 +88,7 @@ def checkout_lookup(order) -> PaymentStatus:
     try:
         session = _client().v1.checkout.sessions.retrieve(order.checkout_id)
     except stripe.StripeError as exc:
-        raise ProviderError(f"Stripe lookup failed: {type(exc).__name__}") from exc
+        raise _failed(exc, MSG_LOOKUP_FAILED, order=order, action="checkout lookup") from exc
     if session.status == "complete" and session.payment_status in ("paid", "no_payment_required"):
         state = "paid"
     elif session.status == "expired":
@@ -82,6 +98,14 @@ def checkout_lookup(order) -> PaymentStatus:
     return PaymentStatus(
         state=state, amount_cents=session.amount_total, currency=session.currency, payment_id=session.payment_intent or ""
     )
+
+
+def checkout_cancel(order) -> None:
+    """Expire an abandoned Checkout Session so it can no longer be paid (POST /v1/checkout/sessions/{id}/expire)."""
+    try:
+        _client().v1.checkout.sessions.expire(order.checkout_id)
+    except stripe.StripeError as exc:
+        raise _failed(exc, MSG_LOOKUP_FAILED, order=order, action="checkout expire") from exc
 
 
 def refund_create(order, *, amount_cents: int, idempotency_key: str) -> str:
@@ -94,10 +118,7 @@ def refund_create(order, *, amount_cents: int, idempotency_key: str) -> str:
             options={"idempotency_key": idempotency_key},
         )
     except stripe.StripeError as exc:
-        raise ProviderError(
-            f"Stripe refused the refund: {exc.user_message or type(exc).__name__}",
-            retryable=isinstance(exc, _OUTCOME_UNKNOWN),
-        ) from exc
+        raise _failed(exc, MSG_REFUND_FAILED, order=order, action="refund") from exc
     return refund.id
 
 

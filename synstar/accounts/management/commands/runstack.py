@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -18,14 +19,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--addr", default=os.environ.get("ADDR", "127.0.0.1:8000"))
 
-    def handle(self, *args, addr, **options):
+    def prepare(self, *, addr: str) -> dict[str, list[str]]:
+        """The three commands, with what they need on disk: beat writes its schedule file into a folder
+        that a fresh checkout does not have (with a Redis broker nothing else creates `.celery/`)."""
+        Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).parent.mkdir(parents=True, exist_ok=True)
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "synstar"]
-        commands = {
+        return {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
             "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(os.cpu_count() or 2)],
             "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
         }
+
+    def handle(self, *args, addr, **options):
+        commands = self.prepare(addr=addr)
         processes = {name: subprocess.Popen(cmd, cwd=settings.BASE_DIR) for name, cmd in commands.items()}
         db = settings.DATABASES["default"]
         self.stdout.write(
