@@ -475,3 +475,14 @@ def test_stripe_webhook_refused_when_its_timestamp_is_far_in_the_past_or_future(
 
 def test_order_status_names(db):
     assert TopUpOrder.Status.PARTIALLY_REFUNDED.label == "Partially refunded"
+
+
+def test_bills_page_shows_a_partial_refund_with_its_amount(client, fake_stripe, no_grant, admin_user):
+    user = make_user()
+    order = paid_stripe_order(fake_stripe, user)
+    order_refund(order_id=order.pk, source="admin", key="part", cash=usd("25"), actor=admin_user)
+    client.force_login(user)
+    page = client.get("/bills/").content.decode()
+    row = page[page.index(f'data-order="{order.order_no}"'):]
+    row = row[:row.index("</tr>")]
+    assert "Partially refunded" in row and "refunded $25.00" in row
