@@ -139,6 +139,24 @@ def test_a_new_model_gets_a_sensible_default_maximum_output(catalog):
     assert model.default_max_output_tokens == 4096
 
 
+def test_admin_shows_and_edits_the_default_maximum_output(client, catalog, admin_user):
+    from django.urls import reverse
+
+    client.force_login(admin_user)
+    model = ModelPrice.objects.get(name="gpt-4o")
+    assert "16,384" in client.get(reverse("admin:billing_modelprice_changelist")).content.decode()
+    url = reverse("admin:billing_modelprice_change", args=[model.pk])
+    form = client.get(url).context["adminform"].form
+    data = {name: ("" if value is None else value) for name, value in form.initial.items() if name in form.fields}
+    data = {k: v for k, v in data.items() if v is not False}
+    response = client.post(url, {**data, "default_max_output_tokens": "32000"})
+    assert response.status_code == 302
+    assert ModelPrice.objects.get(pk=model.pk).default_max_output_tokens == 32_000
+    data["default_max_output_tokens"] = "0"
+    assert client.post(url, data).status_code == 200  # refused by the form: at least 1
+    assert ModelPrice.objects.get(pk=model.pk).default_max_output_tokens == 32_000
+
+
 def test_success_without_usage_is_charged_the_default_maximum_output(gateway, make_token):
     user = make_user(balance="9.50")
     generation = hold(gateway, make_token(user), input_tokens=1000)
