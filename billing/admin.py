@@ -12,7 +12,8 @@ def _usd(nanos):
 
 @admin.register(ModelPrice)
 class ModelPriceAdmin(admin.ModelAdmin):
-    list_display = ["name", "display_name", "category", "billing_type", "input_usd", "output_usd", "request_usd", "unit_usd", "is_active"]
+    list_display = ["name", "display_name", "category", "billing_type", "input_usd", "output_usd", "max_output", "request_usd",
+                    "unit_usd", "is_active"]
     list_filter = ["category", "billing_type", "is_active"]
     search_fields = ["name", "display_name", "provider"]
     list_editable = ["is_active"]
@@ -24,6 +25,10 @@ class ModelPriceAdmin(admin.ModelAdmin):
     @admin.display(description="Output / M")
     def output_usd(self, obj):
         return _usd(obj.output_per_million) if obj.billing_type == "per_token" else ""
+
+    @admin.display(description="Default max output")
+    def max_output(self, obj):
+        return f"{obj.default_max_output_tokens:,}" if obj.billing_type == "per_token" else ""
 
     @admin.display(description="Per request")
     def request_usd(self, obj):
@@ -94,8 +99,9 @@ class GatewayKeyAdmin(admin.ModelAdmin):
 
 @admin.register(Generation)
 class GenerationAdmin(ReadOnlyAdmin):
-    list_display = ["public_id", "created_at", "user", "model", "group_name", "state", "estimated_usd", "final_usd", "charge_basis"]
-    list_filter = ["state", "outcome", "charge_basis"]
+    list_display = ["public_id", "created_at", "user", "model", "group_name", "state", "estimated_usd", "final_usd", "charge_basis",
+                    "over_estimate"]
+    list_filter = ["state", "outcome", "charge_basis", "over_estimate"]
     search_fields = ["public_id", "user__email", "request_id"]
     list_select_related = ["user", "model"]
     show_full_result_count = False

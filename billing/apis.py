@@ -45,6 +45,7 @@ class GenerationOutputSerializer(serializers.Serializer):
     error = serializers.CharField()
     final_cost = MoneyField(allow_null=True)
     charge_basis = serializers.CharField()
+    over_estimate = serializers.BooleanField(help_text="The reported usage cost more than the hold froze")
     created_at = serializers.DateTimeField()
     deadline = serializers.DateTimeField()
     reported_at = serializers.DateTimeField()
@@ -91,7 +92,10 @@ class HoldCreateApi(APIView):
         model = serializers.CharField(max_length=100)
         endpoint = serializers.CharField(max_length=100, default="/v1/chat/completions")
         input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, default=0)
-        max_output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, default=0)
+        max_output_tokens = serializers.IntegerField(
+            min_value=0, max_value=MAX_TOKENS, required=False, allow_null=True,
+            help_text="Per token: the most output the request may produce; none (or 0) means the model's default",
+        )
         units = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal(0), max_value=MAX_UNITS, default=Decimal(0))
         client_ip = serializers.IPAddressField(required=False, allow_null=True)
         request_id = serializers.CharField(max_length=100, required=False, allow_null=True)
@@ -105,6 +109,7 @@ class HoldCreateApi(APIView):
         group = serializers.CharField(source="group_name")
         rate = serializers.DecimalField(max_digits=8, decimal_places=4)
         estimated_cost = MoneyField()
+        max_output_tokens = serializers.IntegerField(source="est_output_tokens", help_text="The output held for")
         available = serializers.SerializerMethodField(help_text="Available balance after this hold")
         deadline = serializers.DateTimeField()
 
@@ -128,7 +133,7 @@ class HoldCreateApi(APIView):
             model_name=d["model"],
             endpoint=d["endpoint"],
             input_tokens=d["input_tokens"],
-            max_output_tokens=d["max_output_tokens"],
+            max_output_tokens=d.get("max_output_tokens"),
             units=d["units"],
             client_ip=d.get("client_ip"),
             request_id=d.get("request_id"),
@@ -151,6 +156,9 @@ class UsageReportApi(APIView):
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField(source="public_id")
         state = serializers.CharField()
+        over_estimate = serializers.BooleanField(
+            help_text="The reported usage costs more than the hold froze; it is charged in full all the same"
+        )
 
     @extend_schema(request=InputSerializer, responses={202: OutputSerializer}, summary="Report actual usage")
     def post(self, request, public_id: str):
@@ -227,6 +235,7 @@ class UsageListApi(APIView):
         status = serializers.CharField(source="outcome")
         error = serializers.CharField()
         charge_basis = serializers.CharField()
+        over_estimate = serializers.BooleanField()
 
         def to_representation(self, instance):
             data = super().to_representation(instance)

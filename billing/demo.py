@@ -3,20 +3,24 @@
 from decimal import Decimal
 
 from billing.models import BillingTier, ModelPrice, TokenGroup
+from billing.pricing import DEFAULT_MAX_OUTPUT_TOKENS
 from synstar.money import usd
 
 T, R, U = "per_token", "per_request", "per_unit"
 
-# name, display, provider, category, billing type, prices (USD strings)
+# name, display, provider, category, billing type, prices (USD strings; "max_output": the default maximum output
+# a hold freezes for when the gateway sends none, near each model's own output limit)
 CATALOG = [
-    ("gpt-4o", "GPT-4o", "OpenAI", "chat", T, {"input": "2.50", "output": "10", "cached": "1.25"}),
-    ("gpt-4o-mini", "GPT-4o mini", "OpenAI", "chat", T, {"input": "0.15", "output": "0.60", "cached": "0.075"}),
+    ("gpt-4o", "GPT-4o", "OpenAI", "chat", T, {"input": "2.50", "output": "10", "cached": "1.25", "max_output": 16_384}),
+    ("gpt-4o-mini", "GPT-4o mini", "OpenAI", "chat", T, {"input": "0.15", "output": "0.60", "cached": "0.075", "max_output": 16_384}),
     ("claude-sonnet-4", "Claude Sonnet 4", "Anthropic", "chat", T,
-     {"input": "3", "output": "15", "cached": "0.30", "long_threshold": 200_000, "long_input": "6", "long_output": "22.50", "long_cached": "0.60"}),
+     {"input": "3", "output": "15", "cached": "0.30", "long_threshold": 200_000, "long_input": "6", "long_output": "22.50", "long_cached": "0.60",
+      "max_output": 64_000}),
     ("gemini-2.5-pro", "Gemini 2.5 Pro", "Google", "vision", T,
-     {"input": "1.25", "output": "10", "cached": "0.31", "long_threshold": 200_000, "long_input": "2.50", "long_output": "15", "long_cached": "0.625"}),
-    ("deepseek-chat", "DeepSeek V3", "DeepSeek", "chat", T, {"input": "0.27", "output": "1.10", "cached": "0.07"}),
-    ("qwen-vl-max", "Qwen VL Max", "Alibaba", "vision", T, {"input": "0.80", "output": "3.20"}),
+     {"input": "1.25", "output": "10", "cached": "0.31", "long_threshold": 200_000, "long_input": "2.50", "long_output": "15", "long_cached": "0.625",
+      "max_output": 65_536}),
+    ("deepseek-chat", "DeepSeek V3", "DeepSeek", "chat", T, {"input": "0.27", "output": "1.10", "cached": "0.07", "max_output": 8_192}),
+    ("qwen-vl-max", "Qwen VL Max", "Alibaba", "vision", T, {"input": "0.80", "output": "3.20", "max_output": 8_192}),
     ("dall-e-3", "DALL·E 3", "OpenAI", "image", U, {"unit": "image", "unit_price": "0.04"}),
     ("flux-1.1-pro", "FLUX 1.1 pro", "Black Forest Labs", "image", U, {"unit": "image", "unit_price": "0.04"}),
     ("veo-3", "Veo 3", "Google", "video", U, {"unit": "second", "unit_price": "0.75"}),
@@ -52,6 +56,7 @@ def catalog_load() -> None:
                 "unit": p.get("unit", ""),
                 "unit_price": _n(p, "unit_price") or 0,
                 "minimum_charge": _n(p, "minimum") or 0,
+                "default_max_output_tokens": p.get("max_output", DEFAULT_MAX_OUTPUT_TOKENS),
                 "sort_order": order,
             },
         )

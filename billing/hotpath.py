@@ -25,7 +25,7 @@ SELECT t.id, t.user_id, t.quota, t.used, t.held, t.is_enabled, t.expires_at, t.a
        m.id, COALESCE(o.rate, tr.rate),
        m.billing_type, m.input_per_million, m.output_per_million, m.cached_input_per_million, m.long_context_threshold,
        m.long_input_per_million, m.long_output_per_million, m.long_cached_input_per_million, m.request_price, m.unit,
-       m.unit_price, m.minimum_charge
+       m.unit_price, m.minimum_charge, m.default_max_output_tokens
   FROM billing_apitoken t
   JOIN accounts_user u ON u.id = t.user_id
   JOIN billing_tokengroup g ON g.id = t.group_id
@@ -38,7 +38,7 @@ SELECT t.id, t.user_id, t.quota, t.used, t.held, t.is_enabled, t.expires_at, t.a
 PRICE_COLUMNS = (
     "billing_type", "input_per_million", "output_per_million", "cached_input_per_million", "long_context_threshold",
     "long_input_per_million", "long_output_per_million", "long_cached_input_per_million", "request_price", "unit",
-    "unit_price", "minimum_charge",
+    "unit_price", "minimum_charge", "default_max_output_tokens",
 )
 
 
@@ -119,11 +119,28 @@ def token_hold_and_open(**params) -> tuple[int, int] | None:
     return None if row is None else (row[0], row[1])
 
 
+REPORT_TARGET_SQL = """
+SELECT id, estimated_cost, price_snapshot, rate FROM billing_generation WHERE public_id = %s AND gateway_id = %s
+"""
+
+
+def report_target(*, public_id: str, gateway_id: int) -> tuple | None:
+    """What pricing a report needs (fixed at hold time): (generation id, estimate, price snapshot, rate)."""
+    with connection.cursor() as cursor:
+        cursor.execute(REPORT_TARGET_SQL, [public_id, gateway_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    snapshot = json.loads(row[2]) if isinstance(row[2], str) else row[2]
+    return row[0], row[1], snapshot, row[3]
+
+
 REPORT_SQL = """
 UPDATE billing_generation
    SET input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s, cached_tokens = %(cached_tokens)s,
-       units = %(units)s, outcome = %(outcome)s, error = %(error)s, state = 'reported', reported_at = %(now)s
- WHERE public_id = %(public_id)s AND gateway_id = %(gateway_id)s AND state IN ('held', 'expired')
+       units = %(units)s, outcome = %(outcome)s, error = %(error)s, over_estimate = %(over_estimate)s,
+       state = 'reported', reported_at = %(now)s
+ WHERE id = %(generation_id)s AND state IN ('held', 'expired')
 RETURNING id
 """
 

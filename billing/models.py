@@ -8,8 +8,11 @@ it is also the usage record the console lists.
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+
+from billing.pricing import DEFAULT_MAX_OUTPUT_TOKENS, MAX_TOKENS
 
 
 class ModelPrice(models.Model):
@@ -60,6 +63,12 @@ class ModelPrice(models.Model):
     unit = models.CharField(max_length=16, choices=Unit.choices, blank=True, default="")
     unit_price = models.BigIntegerField(default=0, help_text="nanos per unit")
     minimum_charge = models.BigIntegerField(default=0, help_text="nanos; the listed cost is at least this")
+    default_max_output_tokens = models.PositiveIntegerField(
+        default=DEFAULT_MAX_OUTPUT_TOKENS,
+        db_default=DEFAULT_MAX_OUTPUT_TOKENS,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKENS)],
+        help_text="Per token: the output a hold freezes for when the gateway sends no max_output_tokens",
+    )
     is_active = models.BooleanField(default=True)
     sort_order = models.PositiveIntegerField(default=100)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -75,6 +84,9 @@ class ModelPrice(models.Model):
                 & (Q(long_output_per_million__isnull=True) | Q(long_output_per_million__gte=0))
                 & (Q(long_cached_input_per_million__isnull=True) | Q(long_cached_input_per_million__gte=0)),
                 name="billing_modelprice_prices_nonnegative",
+            ),
+            models.CheckConstraint(
+                condition=Q(default_max_output_tokens__gte=1), name="billing_modelprice_default_max_output_positive"
             ),
             models.CheckConstraint(
                 condition=~Q(billing_type="per_unit") | ~Q(unit=""), name="billing_modelprice_per_unit_has_unit"
@@ -229,6 +241,9 @@ class Generation(models.Model):
     # Charge.
     final_cost = models.BigIntegerField(null=True, blank=True)
     charge_basis = models.CharField(max_length=16, choices=ChargeBasis.choices, blank=True, default="")
+    over_estimate = models.BooleanField(
+        default=False, db_default=False, help_text="The reported usage costs more than the hold froze"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     deadline = models.DateTimeField()
     reported_at = models.DateTimeField(null=True, blank=True)

@@ -52,15 +52,22 @@ def token_hold_and_open(**p) -> tuple[int, int] | None:
     return generation.pk, hold.pk
 
 
+def report_target(*, public_id: str, gateway_id: int) -> tuple | None:
+    return (
+        Generation.objects.filter(public_id=public_id, gateway_id=gateway_id)
+        .values_list("pk", "estimated_cost", "price_snapshot", "rate")
+        .first()
+    )
+
+
 def report(**p) -> int | None:
-    rows = Generation.objects.filter(public_id=p["public_id"], gateway_id=p["gateway_id"], state__in=["held", "expired"])
-    generation_id = rows.values_list("pk", flat=True).first()
-    if generation_id is None or not Generation.objects.filter(pk=generation_id, state__in=["held", "expired"]).update(
+    if not Generation.objects.filter(pk=p["generation_id"], state__in=["held", "expired"]).update(
         input_tokens=p["input_tokens"], output_tokens=p["output_tokens"], cached_tokens=p["cached_tokens"],
-        units=p["units"], outcome=p["outcome"], error=p["error"], state="reported", reported_at=p["now"],
+        units=p["units"], outcome=p["outcome"], error=p["error"], over_estimate=p["over_estimate"], state="reported",
+        reported_at=p["now"],
     ):
         return None
-    return generation_id
+    return p["generation_id"]
 
 
 def settle_lock(generation_id: int) -> tuple | None:

@@ -6,6 +6,11 @@ does not change what that request costs. Conventions:
   cached price, the rest at the input price). Above `long_context_threshold` input tokens, the whole
   request is billed at the long-context prices.
 - The minimum charge applies to the listed cost, before the tier rate.
+
+A hold freezes an upper bound (`hold_bound`, `hold_amount`): per token, the input estimate plus the
+requested maximum output (the model's `default_max_output_tokens` when none is sent); per unit, the
+units; per request, the price; never less than the configured minimum hold. A request that gives no
+bound is refused (`RequestNotPriceable`), never held at $0.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ from synstar.money import round_half_up
 MILLION = 1_000_000
 MAX_TOKENS = 100_000_000  # per request; anything above is a client bug, not a request
 MAX_UNITS = Decimal(1_000_000)
+DEFAULT_MAX_OUTPUT_TOKENS = 4096  # a new model's default_max_output_tokens
+
+
+class RequestNotPriceable(InvalidRequest):
+    code = "request_not_priceable"
+    default_message = "The request gives nothing to price its hold by."
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ PRICE_FIELDS = (
     "unit",
     "unit_price",
     "minimum_charge",
+    "default_max_output_tokens",
 )
 
 
@@ -94,3 +106,51 @@ def estimate_usage(price: dict, *, input_tokens: int, max_output_tokens: int, un
     if price["billing_type"] == "per_unit":
         return Usage(units=units)
     return Usage()
+
+
+def hold_bound(price: dict, *, input_tokens: int, max_output_tokens: int | None, units: Decimal) -> Usage:
+    """The most a request may consume, from what the gateway sent; refuses a request with no bound.
+
+    Per token: `input_tokens` (required) plus `max_output_tokens`, or the model's default maximum output
+    when none (or 0) is sent. Per unit: `units` (required). Per request: nothing is needed.
+    """
+    billing_type = price["billing_type"]
+    if billing_type == "per_token":
+        if not input_tokens:
+            raise RequestNotPriceable(
+                "input_tokens is required for a per-token model: send an estimate of the prompt's tokens.",
+                code="input_tokens_required",
+            )
+        max_output = max_output_tokens or price.get("default_max_output_tokens") or DEFAULT_MAX_OUTPUT_TOKENS
+        return Usage(input_tokens=input_tokens, output_tokens=max_output)
+    if billing_type == "per_unit":
+        if not units:
+            raise RequestNotPriceable(
+                f"units is required for a per-unit model (priced per {price.get('unit') or 'unit'}).",
+                code="units_required",
+            )
+        return Usage(units=units)
+    return Usage()
+
+
+def _bound_corners(price: dict, bound: Usage) -> list[Usage]:
+    """The usages within `bound` at which the charge can peak. Per token the cost is linear with
+    non-negative prices on each side of the long-context threshold, so over all usages with input <=
+    the bound's input (cached <= input) and output <= its output, the highest charge is at full output,
+    input at the bound or at the threshold, all of it cached or none."""
+    if price["billing_type"] != "per_token":
+        return [bound]
+    inputs = {bound.input_tokens}
+    threshold = price.get("long_context_threshold")
+    if threshold is not None and bound.input_tokens > threshold:
+        inputs.add(threshold)
+    return [
+        Usage(input_tokens=n, output_tokens=bound.output_tokens, cached_tokens=cached)
+        for n in sorted(inputs)
+        for cached in (0, n)
+    ]
+
+
+def hold_amount(price: dict, bound: Usage, rate: Decimal, *, minimum: int) -> int:
+    """What a hold freezes, in nanos: the highest charge of any usage within `bound`, at least `minimum`."""
+    return max(max(charge(price, usage, rate) for usage in _bound_corners(price, bound)), minimum)

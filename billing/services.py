@@ -19,11 +19,11 @@ from django.utils import timezone
 from billing import hotpath, portable
 from billing.keys import key_generate, key_hash, key_kind, key_prefix
 from billing.models import ApiToken, GatewayKey, Generation, ModelPrice, TokenGroup
-from billing.pricing import Usage, charge, estimate_usage
+from billing.pricing import Usage, charge, estimate_usage, hold_amount, hold_bound
 from billing.selectors import group_allowed
 from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
-from synstar.money import format_usd
+from synstar.money import format_usd, parse_usd
 from synstar.accounts.models import User
 from wallet.models import SystemAccount
 from wallet.services import _refusal, hold_release, system_account_id
@@ -217,6 +217,10 @@ def _hold_ttl() -> timedelta:
     return timedelta(seconds=settings.METERING_HOLD_TTL_SECONDS)
 
 
+def _min_hold() -> int:
+    return parse_usd(settings.METERING_MIN_HOLD_USD, allow_zero=True, field="METERING_MIN_HOLD_USD")
+
+
 def _check_usable(*, found, model_name: str, client_ip: str | None, now: datetime) -> None:
     if found.user_status == User.Status.SUSPENDED:
         raise PermissionDenied("The account is suspended; contact support.", code="account_suspended")
@@ -251,16 +255,19 @@ def metering_hold(
     model_name: str,
     endpoint: str,
     input_tokens: int = 0,
-    max_output_tokens: int = 0,
+    max_output_tokens: int | None = None,
     units: Decimal = Decimal(0),
     client_ip: str | None = None,
     request_id: str | None = None,
 ) -> Generation:
-    """Pre-deduct: freeze the estimated cost on account and token and open `gen-...` in state held.
+    """Pre-deduct: freeze the request's upper bound on account and token and open `gen-...` in state held.
 
-    A retried hold with the same gateway `request_id` returns the first generation.
+    The bound is `billing.pricing.hold_bound` (no `max_output_tokens` means the model's default maximum
+    output), frozen at `hold_amount`, at least METERING_MIN_HOLD_USD. A request that gives no bound is
+    refused (400) and writes nothing. A retried hold with the same gateway `request_id` returns the first
+    generation.
     """
-    Usage(input_tokens=input_tokens, output_tokens=max_output_tokens, units=units).validate()
+    Usage(input_tokens=input_tokens, output_tokens=max_output_tokens or 0, units=units).validate()
     try:
         return _metering_hold(
             gateway=gateway,
@@ -306,9 +313,9 @@ def _metering_hold(
     if found.account_id is None:
         raise NotFound("The account has no wallet yet.", code="account_not_found")
     snapshot = found.price
-    estimate = charge(
-        snapshot, estimate_usage(snapshot, input_tokens=input_tokens, max_output_tokens=max_output_tokens, units=units), found.rate
-    )
+    bound = hold_bound(snapshot, input_tokens=input_tokens, max_output_tokens=max_output_tokens, units=units)
+    est_output = bound.output_tokens  # the maximum output held for; a success reported without usage is charged it
+    estimate = hold_amount(snapshot, bound, found.rate, minimum=_min_hold())
     deadline = now + _hold_ttl()
     # Lock order: account, then token.
     available = _sql().account_hold(account_id=found.account_id, amount=estimate)
@@ -319,7 +326,7 @@ def _metering_hold(
         est=estimate, now=now, token_id=found.token_id, account_id=found.account_id, deadline=deadline, public_id=public_id,
         user_id=found.user_id, gateway_id=gateway.pk, request_id=request_id or None, model_id=found.model_id,
         group_name=found.group_name, endpoint=endpoint[:100], client_ip=client_ip or None, est_input=input_tokens,
-        est_output=max_output_tokens, est_units=units, rate=found.rate, snapshot=snapshot,
+        est_output=est_output, est_units=units, rate=found.rate, snapshot=snapshot,
     )
     if opened is None:
         remaining = max((found.quota or 0) - found.used - found.held, 0)
@@ -332,7 +339,7 @@ def _metering_hold(
         pk=opened[0], public_id=public_id, user_id=found.user_id, token_id=found.token_id, gateway_id=gateway.pk,
         request_id=request_id or None, hold_id=opened[1], model_id=found.model_id, group_name=found.group_name,
         endpoint=endpoint[:100], client_ip=client_ip or None, state=Generation.State.HELD, est_input_tokens=input_tokens,
-        est_output_tokens=max_output_tokens, est_units=units, rate=found.rate, price_snapshot=snapshot,
+        est_output_tokens=est_output, est_units=units, rate=found.rate, price_snapshot=snapshot,
         estimated_cost=estimate, created_at=now, deadline=deadline,
     )
     generation._state.adding = False
@@ -352,25 +359,34 @@ def metering_report(
 ) -> Generation:
     """Store the usage report on the generation (state reported) and queue settlement on commit.
 
-    The report is one conditional UPDATE, atomic by itself: no explicit transaction is needed. A second report, or one for a generation already closed, changes nothing. A report after the
-    sweeper expired the hold is still accepted and settles once.
+    The report is one conditional UPDATE, atomic by itself (the read before it only takes the prices and
+    the estimate, fixed at hold time): no explicit transaction is needed. A second report, or one for a
+    generation already closed, changes nothing. A report after the sweeper expired the hold is still
+    accepted and settles once. Usage that costs more than the hold froze is still charged in full, and
+    the generation is marked `over_estimate`.
     """
     if outcome not in (Generation.Outcome.SUCCEEDED, Generation.Outcome.FAILED):
         raise InvalidRequest("status must be 'succeeded' or 'failed'.", code="invalid_status")
     if usage is not None:
         usage.validate()
-    generation_id = _sql().report(
+    target = _sql().report_target(public_id=public_id, gateway_id=gateway.pk)
+    if target is None:
+        raise NotFound("No such generation for this gateway.", code="generation_not_found")
+    generation_id, estimate, snapshot, rate = target
+    over_estimate = bool(
+        usage is not None and outcome == Generation.Outcome.SUCCEEDED and charge(snapshot, usage, rate) > estimate
+    )
+    reported = _sql().report(
         input_tokens=usage.input_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
         cached_tokens=usage.cached_tokens if usage else None, units=usage.units if usage else None, outcome=outcome,
-        error=(error or "")[:4000], now=timezone.now(), public_id=public_id, gateway_id=gateway.pk,
+        error=(error or "")[:4000], over_estimate=over_estimate, now=timezone.now(), generation_id=generation_id,
     )
-    if generation_id is None:
-        current = Generation.objects.filter(public_id=public_id, gateway=gateway).only("id", "public_id", "state").first()
-        if current is None:
-            raise NotFound("No such generation for this gateway.", code="generation_not_found")
-        return current
+    if reported is None:  # already reported or closed: answer what it is
+        return Generation.objects.only("id", "public_id", "state", "over_estimate").get(pk=generation_id)
     transaction.on_commit(lambda: _enqueue_settlement(generation_id))
-    generation = Generation(pk=generation_id, public_id=public_id, state=Generation.State.REPORTED)
+    generation = Generation(
+        pk=generation_id, public_id=public_id, state=Generation.State.REPORTED, over_estimate=over_estimate
+    )
     generation._state.adding = False
     return generation
 

@@ -133,6 +133,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="SynStar <no-reply@synsta
 SIGNUP_GRANT_USD = env("SIGNUP_GRANT_USD", default="0.50")
 # A hold with no usage report after this long is released by the sweeper (and marked expired).
 METERING_HOLD_TTL_SECONDS = env.int("METERING_HOLD_TTL_SECONDS", default=600)
+# The least a metering hold freezes, in USD, whatever the request's priced upper bound ("0" disables it).
+METERING_MIN_HOLD_USD = env("METERING_MIN_HOLD_USD", default="0.001")
 # Reports are settled in batches: a process queues at most one batch task per window (milliseconds).
 METERING_SETTLE_BATCH_WINDOW_MS = env.int("METERING_SETTLE_BATCH_WINDOW_MS", default=1000)
 # A report not settled after this long (its task was lost) is settled by the sweeper.

@@ -59,11 +59,11 @@ def test_refusal_bodies_carry_status_code_and_available(client, gateway, make_to
     user = make_user()  # $0.50
     token = make_token(user, quota=usd("0.30"))
     response = post(client, "/api/v1/metering/holds",
-                    {"token": token.raw_key, "model": "gpt-4o", "max_output_tokens": 40_000}, gateway.raw_key)
+                    {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 100, "max_output_tokens": 40_000}, gateway.raw_key)
     assert response.status_code == 402
     assert response.json()["error"]["code"] == "token_quota_exceeded"
     response = post(client, "/api/v1/metering/holds",
-                    {"token": make_token(user).raw_key, "model": "gpt-4o", "max_output_tokens": 60_000}, gateway.raw_key)
+                    {"token": make_token(user).raw_key, "model": "gpt-4o", "input_tokens": 100, "max_output_tokens": 60_000}, gateway.raw_key)
     assert response.status_code == 402
     assert response.json()["error"] | {"message": ""} == {
         "type": "payment_required", "code": "insufficient_balance", "message": "", "available": "0.50"}
@@ -121,7 +121,8 @@ def test_sk_token_reads_the_wallet(client, funded):
 
 def test_another_users_generation_is_not_found(client, gateway, funded, make_token):
     _, token = funded
-    created = post(client, "/api/v1/metering/holds", {"token": token.raw_key, "model": "gpt-4o"}, gateway.raw_key).json()
+    created = post(client, "/api/v1/metering/holds", {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 10},
+                   gateway.raw_key).json()
     stranger = make_token(make_user())
     response = client.get(f"/v1/generation?id={created['id']}", HTTP_AUTHORIZATION=f"Bearer {stranger.raw_key}")
     assert response.status_code == 404 and response.json()["error"]["code"] == "generation_not_found"
@@ -132,7 +133,8 @@ def test_report_validation_and_other_gateways(client, gateway, funded):
     from billing.services import gateway_key_create
 
     _, token = funded
-    created = post(client, "/api/v1/metering/holds", {"token": token.raw_key, "model": "gpt-4o"}, gateway.raw_key).json()
+    created = post(client, "/api/v1/metering/holds", {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 10},
+                   gateway.raw_key).json()
     url = f"/api/v1/metering/holds/{created['id']}/usage"
     for body in [{"status": "done"}, {"status": "succeeded", "output_tokens": -1}, {"status": "succeeded", "input_tokens": 1, "cached_tokens": 2}]:
         response = post(client, url, body, gateway.raw_key)
@@ -146,8 +148,8 @@ def test_usage_api_filters_and_keyset_pages(client, gateway, funded, make_token)
     user, token = funded
     other = make_token(user, name="other")
     for i in range(5):
-        post(client, "/api/v1/metering/holds", {"token": token.raw_key, "model": "gpt-4o"}, gateway.raw_key)
-    post(client, "/api/v1/metering/holds", {"token": other.raw_key, "model": "gpt-4o-mini"}, gateway.raw_key)
+        post(client, "/api/v1/metering/holds", {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 10}, gateway.raw_key)
+    post(client, "/api/v1/metering/holds", {"token": other.raw_key, "model": "gpt-4o-mini", "input_tokens": 10}, gateway.raw_key)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token.raw_key}"}
     first = client.get("/api/v1/usage?limit=4", **auth).json()
     assert len(first["results"]) == 4 and first["next_before"]

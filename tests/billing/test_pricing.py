@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.pricing import Usage, charge, listed_cost
+from billing.pricing import RequestNotPriceable, Usage, charge, hold_amount, hold_bound, listed_cost
 from synstar.errors import InvalidRequest
 
 M = 1_000_000_000  # nanos per USD
@@ -105,3 +105,62 @@ def test_charge_is_monotonic_in_output_and_never_negative(inp, out, extra, rate)
 @given(st.integers(0, 10**7), st.integers(0, 10**7))
 def test_rate_one_charges_the_exact_listed_cost_within_half_a_nano(inp, out):
     assert abs(charge(CHAT, Usage(input_tokens=inp, output_tokens=out), Decimal(1)) - listed_cost(CHAT, Usage(input_tokens=inp, output_tokens=out))) <= Decimal("0.5")
+
+
+# --- hold sizing: the hold is an upper bound of every usage the request allows ---------------------
+
+_PRICE = st.integers(0, 200 * 10**9)
+
+
+@st.composite
+def _hold_cases(draw):
+    threshold = draw(st.none() | st.integers(1, 300_000))
+    price = {
+        **CHAT,
+        "input_per_million": draw(_PRICE),
+        "output_per_million": draw(_PRICE),
+        "cached_input_per_million": draw(st.none() | _PRICE),
+        "long_context_threshold": threshold,
+        "long_input_per_million": draw(st.none() | _PRICE),
+        "long_output_per_million": draw(st.none() | _PRICE),
+        "long_cached_input_per_million": draw(st.none() | _PRICE),
+        "minimum_charge": draw(st.integers(0, 10**8)),
+        "default_max_output_tokens": draw(st.integers(1, 200_000)),
+    }
+    input_tokens = draw(st.integers(1, 1_000_000))
+    max_output = draw(st.none() | st.integers(0, 200_000))
+    bound = hold_bound(price, input_tokens=input_tokens, max_output_tokens=max_output, units=Decimal(0))
+    # a usage within the bound, drawn towards its edges (the threshold, all or none cached)
+    used_input = draw(st.sampled_from([input_tokens, min(input_tokens, threshold or input_tokens)]) | st.integers(0, input_tokens))
+    cached = draw(st.sampled_from([0, used_input]) | st.integers(0, used_input))
+    used_output = draw(st.just(bound.output_tokens) | st.integers(0, bound.output_tokens))
+    used = Usage(input_tokens=used_input, output_tokens=used_output, cached_tokens=cached)
+    return price, input_tokens, max_output, bound, used, draw(st.decimals(min_value=0, max_value=5, places=4))
+
+
+@given(_hold_cases(), st.integers(0, 10**8))
+def test_hold_amount_covers_the_priced_upper_bound_and_every_usage_within_it(case, minimum):
+    price, input_tokens, max_output, bound, used, rate = case
+    assert bound == Usage(input_tokens=input_tokens, output_tokens=max_output or price["default_max_output_tokens"])
+    frozen = hold_amount(price, bound, rate, minimum=minimum)
+    assert frozen >= charge(price, bound, rate)
+    assert frozen >= charge(price, used, rate)
+    assert frozen >= minimum
+
+
+@pytest.mark.parametrize(
+    ("price", "kwargs", "code"),
+    [
+        (CHAT, {"input_tokens": 0, "max_output_tokens": 100, "units": Decimal(0)}, "input_tokens_required"),
+        (IMAGE, {"input_tokens": 10, "max_output_tokens": 0, "units": Decimal(0)}, "units_required"),
+    ],
+)
+def test_hold_bound_refuses_what_cannot_be_priced(price, kwargs, code):
+    with pytest.raises(RequestNotPriceable) as info:
+        hold_bound(price, **kwargs)
+    assert (info.value.status, info.value.code) == (400, code)
+
+
+def test_hold_bound_per_request_needs_nothing():
+    assert hold_amount(PER_REQUEST, hold_bound(PER_REQUEST, input_tokens=0, max_output_tokens=None, units=Decimal(0)),
+                       Decimal(1), minimum=1_000_000) == 40_000_000
