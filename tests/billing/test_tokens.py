@@ -108,7 +108,7 @@ def test_tokens_api_refuses_bad_input_and_sk_auth(client, make_token):
     token = make_token(user)
     # Token management needs the console session: an sk- key cannot mint more keys.
     response = client.get("/api/v1/tokens", HTTP_AUTHORIZATION=f"Bearer {token.raw_key}")
-    assert response.status_code == 401
+    assert response.status_code == 403 and response.json()["error"]["code"] == "token_scope"
     client.force_login(user)
     bad = client.post("/api/v1/tokens", {"name": "x", "quota": "-1"}, content_type="application/json")
     assert bad.status_code == 400 and "quota" in bad.json()["error"]["message"]
@@ -127,6 +127,10 @@ def test_create_gateway_key_and_api_token_commands(capsys, catalog):
     sk_key = capsys.readouterr().out.strip().splitlines()[-1]
     token = ApiToken.objects.get(key_hash=key_hash(sk_key))
     assert (token.user, token.quota, token.name, token.group.name) == (user, usd("25"), "batch", "default")
+    assert token.can_read_account is False
+    call_command("create_api_token", "cli@example.com", "--name", "reader", "--can-read-account")
+    reader = ApiToken.objects.get(key_hash=key_hash(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert reader.can_read_account is True
 
     with pytest.raises(CommandError, match="No user"):
         call_command("create_api_token", "nobody@example.com")
