@@ -308,6 +308,8 @@ class PricingApi(APIView):
     permission_classes = [AllowAny]
 
     class OutputSerializer(serializers.Serializer):
+        """Documents the answer built below; tests/test_openapi.py checks that they agree."""
+
         currency = serializers.CharField()
         models = PricingModelSerializer(many=True)
 
