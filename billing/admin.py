@@ -59,12 +59,12 @@ class TokenGroupAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "key_prefix", "user", "group", "quota_usd", "used_usd", "held_usd", "is_enabled", "expires_at", "deleted_at"]
-    list_filter = ["is_enabled", "group"]
+    list_display = ["name", "key_prefix", "user", "group", "quota_usd", "used_usd", "held_usd", "is_enabled", "can_read_account", "expires_at", "deleted_at"]
+    list_filter = ["is_enabled", "can_read_account", "group"]
     search_fields = ["name", "key_prefix", "user__email"]
     list_select_related = ["user", "group"]
     readonly_fields = ["user", "key_prefix", "key_hash", "used", "held", "created_at", "last_used_at", "deleted_at"]
-    fields = ["user", "name", "group", "key_prefix", "key_hash", "quota", "used", "held", "is_enabled", "expires_at",
+    fields = ["user", "name", "group", "key_prefix", "key_hash", "quota", "used", "held", "is_enabled", "can_read_account", "expires_at",
               "allowed_models", "allowed_ips", "created_at", "last_used_at", "deleted_at"]
 
     def has_add_permission(self, request):

@@ -1,15 +1,16 @@
 import csv
+from dataclasses import replace
 from decimal import Decimal
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.auth import ApiTokenAuthentication, GatewayAuthentication, IsGateway
+from billing.auth import ApiTokenAuthentication, GatewayAuthentication, IsGateway, api_token, token_sees_all_usage
 from billing.models import Generation, TokenGroup
 from billing.pricing import MAX_TOKENS, MAX_UNITS, Usage
 from billing.selectors import (
@@ -21,7 +22,7 @@ from billing.selectors import (
     usage_records,
 )
 from billing.services import metering_hold, metering_report, token_create, token_delete, token_update
-from synstar.api import MoneyField
+from synstar.api import IsApiToken, IsSession, MoneyField, TokenScope
 from synstar.errors import InvalidRequest, NotFound
 from synstar.money import format_usd
 from wallet.selectors import wallet_statistics
@@ -48,9 +49,9 @@ class GenerationOutputSerializer(serializers.Serializer):
     over_estimate = serializers.BooleanField(help_text="The reported usage cost more than the hold froze")
     created_at = serializers.DateTimeField()
     deadline = serializers.DateTimeField()
-    reported_at = serializers.DateTimeField()
-    expired_at = serializers.DateTimeField()
-    closed_at = serializers.DateTimeField()
+    reported_at = serializers.DateTimeField(allow_null=True)
+    expired_at = serializers.DateTimeField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
 
     def get_listed_price(self, obj) -> dict:
         return {"billing_type": obj.price_snapshot["billing_type"], **price_display(obj.price_snapshot, Decimal(1))}
@@ -184,6 +185,9 @@ class UsageReportApi(APIView):
 
 
 class GenerationApi(APIView):
+    """Auth: the console session or any sk- token; a token without the "Read account" permission sees only
+    its own requests."""
+
     @extend_schema(
         parameters=[OpenApiParameter("id", str, required=True, description="gen-...")],
         responses=GenerationOutputSerializer,
@@ -193,7 +197,8 @@ class GenerationApi(APIView):
         public_id = request.query_params.get("id", "")
         if not public_id.startswith("gen-"):
             raise InvalidRequest("Pass ?id=gen-...", code="invalid_generation_id")
-        generation = generation_for_user(user=request.user, public_id=public_id)
+        token_id = None if token_sees_all_usage(request) else api_token(request).pk
+        generation = generation_for_user(user=request.user, public_id=public_id, token_id=token_id)
         if generation is None:
             raise NotFound("No such generation.", code="generation_not_found")
         return Response(GenerationOutputSerializer(generation).data)
@@ -217,6 +222,9 @@ class UsageFilterSerializer(serializers.Serializer):
 
 
 class UsageListApi(APIView):
+    """Auth: the console session or any sk- token; a token without the "Read account" permission sees only
+    its own requests."""
+
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField(source="public_id")
         time = serializers.DateTimeField(source="created_at")
@@ -224,10 +232,10 @@ class UsageListApi(APIView):
         group = serializers.CharField(source="group_name")
         model = serializers.CharField(source="model.name")
         endpoint = serializers.CharField()
-        input_tokens = serializers.IntegerField()
-        output_tokens = serializers.IntegerField()
-        cached_tokens = serializers.IntegerField()
-        units = serializers.DecimalField(max_digits=18, decimal_places=6)
+        input_tokens = serializers.IntegerField(allow_null=True, help_text="null until usage is reported")
+        output_tokens = serializers.IntegerField(allow_null=True)
+        cached_tokens = serializers.IntegerField(allow_null=True)
+        units = serializers.DecimalField(max_digits=18, decimal_places=6, allow_null=True)
         rate = serializers.DecimalField(max_digits=8, decimal_places=4)
         estimated_cost = MoneyField()
         cost = MoneyField(source="final_cost", allow_null=True)
@@ -243,13 +251,31 @@ class UsageListApi(APIView):
                 data["cost"] = None
             return data
 
-    @extend_schema(parameters=[UsageFilterSerializer], responses=OutputSerializer(many=True), summary="Usage records")
+    @extend_schema(
+        parameters=[UsageFilterSerializer],
+        responses=inline_serializer(
+            "UsagePage",
+            {
+                "results": OutputSerializer(many=True),
+                "next_before": serializers.IntegerField(allow_null=True, help_text="Pass as ?before= for the next page"),
+            },
+        ),
+        summary="Usage records",
+    )
     def get(self, request):
         params = UsageFilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         limit = params.validated_data["limit"]
+        filters = params.filters()
+        if not token_sees_all_usage(request):
+            own = api_token(request).pk
+            if filters.token_id not in (None, own):
+                raise TokenScope(
+                    "This API token sees only its own requests; allow \"Read account\" for it to see every token's."
+                )
+            filters = replace(filters, token_id=own)
         rows = usage_records(
-            user=request.user, filters=params.filters(), before_id=params.validated_data.get("before"), limit=limit + 1
+            user=request.user, filters=filters, before_id=params.validated_data.get("before"), limit=limit + 1
         )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -258,11 +284,45 @@ class UsageListApi(APIView):
         )
 
 
+class PriceFiguresSerializer(serializers.Serializer):
+    """One model's prices in USD strings (listed, or for a group); the keys depend on the billing type."""
+
+    input_per_million = serializers.CharField(required=False, allow_null=True)
+    output_per_million = serializers.CharField(required=False, allow_null=True)
+    cached_input_per_million = serializers.CharField(required=False, allow_null=True)
+    long_context_threshold = serializers.IntegerField(required=False, help_text="Input tokens above which the long prices apply")
+    long_input_per_million = serializers.CharField(required=False, allow_null=True)
+    long_output_per_million = serializers.CharField(required=False, allow_null=True)
+    per_request = serializers.CharField(required=False, allow_null=True)
+    per_unit = serializers.CharField(required=False, allow_null=True)
+    unit = serializers.CharField(required=False)
+    minimum_charge = serializers.CharField(required=False, allow_null=True)
+
+
+class GroupPriceSerializer(PriceFiguresSerializer):
+    rate = serializers.CharField(help_text="The group's rate multiplier for this model")
+
+
+class PricingModelSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    display_name = serializers.CharField()
+    category = serializers.CharField()
+    billing_type = serializers.CharField()
+    listed = PriceFiguresSerializer()
+    groups = serializers.DictField(child=GroupPriceSerializer(), help_text="By group name: the groups the caller may use")
+
+
 class PricingApi(APIView):
     authentication_classes = [SessionAuthentication, ApiTokenAuthentication]
     permission_classes = [AllowAny]
 
-    @extend_schema(summary="Model prices: listed and per group the caller may use", responses=dict)
+    class OutputSerializer(serializers.Serializer):
+        """Documents the answer built below; tests/test_openapi.py checks that they agree."""
+
+        currency = serializers.CharField()
+        models = PricingModelSerializer(many=True)
+
+    @extend_schema(summary="Model prices: listed and per group the caller may use", responses=OutputSerializer)
     def get(self, request):
         rows = pricing_table(user=request.user)
         return Response(
@@ -296,6 +356,7 @@ class TokenOutputSerializer(serializers.Serializer):
     used = MoneyField()
     held = MoneyField()
     is_enabled = serializers.BooleanField()
+    can_read_account = serializers.BooleanField(help_text="May read the account through the API")
     expires_at = serializers.DateTimeField(allow_null=True)
     allowed_models = serializers.ListField(child=serializers.CharField())
     allowed_ips = serializers.ListField(child=serializers.CharField())
@@ -314,16 +375,26 @@ class TokenOutputSerializer(serializers.Serializer):
 
 class TokenInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    group = serializers.SlugRelatedField(slug_field="name", queryset=TokenGroup.objects.all(), required=False)
+    # A validated string, then a lookup: a slug-related field sent any text (NUL included) to the query.
+    group = serializers.CharField(max_length=60, required=False, help_text="A token group's name")
     quota = MoneyField(allow_null=True, allow_zero=True, required=False, help_text="USD; null for unlimited")
     is_enabled = serializers.BooleanField(required=False)
+    can_read_account = serializers.BooleanField(
+        required=False, help_text="Let the token read the account (wallet, bills, referrals, all usage). Default false."
+    )
     expires_at = serializers.DateTimeField(allow_null=True, required=False)
     allowed_models = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
     allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=200)
 
+    def validate_group(self, value: str) -> TokenGroup:
+        group = TokenGroup.objects.filter(name=value).first()
+        if group is None:
+            raise serializers.ValidationError(f"No token group named {value!r}.")
+        return group
+
 
 class TokenListApi(APIView):
-    authentication_classes = [SessionAuthentication]
+    permission_classes = [IsSession]
 
     class CreatedSerializer(TokenOutputSerializer):
         key = serializers.CharField(help_text="Shown once; store it now")
@@ -345,6 +416,7 @@ class TokenListApi(APIView):
             expires_at=d.get("expires_at"),
             allowed_models=d.get("allowed_models"),
             allowed_ips=d.get("allowed_ips"),
+            can_read_account=d.get("can_read_account", False),
         )
         if d.get("is_enabled") is False:
             token = token_update(token_id=token.pk, user=request.user, is_enabled=False)
@@ -354,7 +426,7 @@ class TokenListApi(APIView):
 
 
 class TokenDetailApi(APIView):
-    authentication_classes = [SessionAuthentication]
+    permission_classes = [IsSession]
 
     @extend_schema(request=TokenInputSerializer(partial=True), responses=TokenOutputSerializer, summary="Update an API token")
     def patch(self, request, token_id: int):
@@ -367,6 +439,25 @@ class TokenDetailApi(APIView):
     def delete(self, request, token_id: int):
         token_delete(token_id=token_id, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class KeyApi(APIView):
+    """The calling sk- token's own settings, limits and usage."""
+
+    permission_classes = [IsApiToken]
+
+    class OutputSerializer(TokenOutputSerializer):
+        remaining = MoneyField(allow_null=True, help_text="quota - used - held; null when unlimited")
+
+        def to_representation(self, instance):
+            data = super().to_representation(instance)
+            if instance.quota is None:
+                data["remaining"] = None
+            return data
+
+    @extend_schema(responses=OutputSerializer, summary="The calling API token: limits and usage")
+    def get(self, request):
+        return Response(self.OutputSerializer(api_token(request)).data)
 
 
 def usage_csv_response(rows_iter) -> StreamingHttpResponse:

@@ -1,13 +1,15 @@
-"""DRF authentication: `Authorization: Bearer sk-...` for users' API tokens, `Bearer gw-...` for gateways.
+"""DRF authentication: `Authorization: Bearer sk-...` for users' API tokens, `Bearer gw-...` for gateways,
+and their OpenAPI security schemes.
 
 Each class tells the other kind of key apart and says so, instead of a bare "invalid key".
 """
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
-from billing.models import GatewayKey
+from billing.models import ApiToken, GatewayKey
 from billing.services import gateway_authenticate, token_authenticate
 from synstar.errors import AuthenticationFailed
 
@@ -55,3 +57,50 @@ class GatewayAuthentication(BaseAuthentication):
 class IsGateway(BasePermission):
     def has_permission(self, request, view):
         return isinstance(request.auth, GatewayKey)
+
+
+# --- which token is calling ----------------------------------------------------------------------
+# What a caller may do (session only, account-read) is decided by the permissions in synstar.api.
+
+
+def api_token(request) -> ApiToken | None:
+    """The sk- token the request authenticated with, or None (a console session)."""
+    return request.auth if isinstance(request.auth, ApiToken) else None
+
+
+def token_sees_all_usage(request) -> bool:
+    """A console session or an account-read token sees every token's requests; a plain token its own."""
+    token = api_token(request)
+    return token is None or token.can_read_account
+
+
+# --- OpenAPI: the two Bearer schemes --------------------------------------------------------------
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = ApiTokenAuthentication
+    name = "apiToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "sk-...",
+            "description": (
+                "A user's API token: `Authorization: Bearer sk-...`. Serves inference and its own usage; "
+                "reading the account needs the token's \"Read account\" permission."
+            ),
+        }
+
+
+class GatewayKeyScheme(OpenApiAuthenticationExtension):
+    target_class = GatewayAuthentication
+    name = "gatewayKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "gw-...",
+            "description": "A gateway's service key: `Authorization: Bearer gw-...` (metering only).",
+        }

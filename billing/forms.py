@@ -21,6 +21,11 @@ class TokenForm(forms.Form):
     )
     allowed_ips = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Allowed IPs",
                                   help_text="One IP or CIDR range per line; empty: any IP")
+    can_read_account = forms.BooleanField(
+        required=False, initial=False, label="Read account",
+        help_text="Also let this token read the wallet, bills, referrals and every token's usage through the API. "
+        "Leave it off for a token that only makes requests: a leaked key then exposes nothing else.",
+    )
 
     def __init__(self, *args, user, token=None, **kwargs):
         if token is not None:
@@ -32,6 +37,7 @@ class TokenForm(forms.Form):
                 "expires_at": token.expires_at,
                 "allowed_models": ModelPrice.objects.filter(name__in=token.allowed_models),
                 "allowed_ips": "\n".join(token.allowed_ips),
+                "can_read_account": token.can_read_account,
             })
         super().__init__(*args, **kwargs)
         self.fields["group"].queryset = groups_for_user(user=user)
@@ -60,6 +66,7 @@ class TokenForm(forms.Form):
             "expires_at": d.get("expires_at"),
             "allowed_models": [m.name for m in d.get("allowed_models") or []],
             "allowed_ips": [line for line in (d.get("allowed_ips") or "").splitlines() if line.strip()],
+            "can_read_account": bool(d.get("can_read_account")),
         }
 
 

@@ -153,6 +153,11 @@ class ApiToken(models.Model):
     used = models.BigIntegerField(default=0)
     held = models.BigIntegerField(default=0)
     is_enabled = models.BooleanField(default=True)
+    can_read_account = models.BooleanField(
+        default=False,
+        help_text="May read the account through the API (wallet, bills, referrals, every token's usage). "
+        "Without it the token serves inference and sees only its own requests.",
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     allowed_models = models.JSONField(default=list, blank=True, help_text="Model names; empty allows all")
     allowed_ips = models.JSONField(default=list, blank=True, help_text="IPs or CIDR ranges; empty allows all")

@@ -91,8 +91,12 @@ def usage_records(*, user, filters: UsageFilters, before_id: int | None = None, 
     return list(qs.select_related("token", "model").order_by("-id")[:limit])
 
 
-def generation_for_user(*, user, public_id: str) -> Generation | None:
-    return Generation.objects.filter(user=user, public_id=public_id).select_related("token", "model").first()
+def generation_for_user(*, user, public_id: str, token_id: int | None = None) -> Generation | None:
+    """The user's generation; with `token_id`, only if that token made it (a token scoped to its own)."""
+    qs = Generation.objects.filter(user=user, public_id=public_id)
+    if token_id is not None:
+        qs = qs.filter(token_id=token_id)
+    return qs.select_related("token", "model").first()
 
 
 def price_display(snapshot: dict, rate: Decimal) -> dict:

@@ -83,8 +83,11 @@ def token_create(
     expires_at: datetime | None = None,
     allowed_models: list[str] | None = None,
     allowed_ips: list[str] | None = None,
+    can_read_account: bool = False,
 ) -> tuple[ApiToken, str]:
-    """A new API token; returns it with the raw `sk-` key, which is never stored or shown again."""
+    """A new API token; returns it with the raw `sk-` key, which is never stored or shown again.
+
+    A token serves inference; `can_read_account` also lets it read the account through the API."""
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise InvalidRequest("A token needs a name of 1-100 characters.", code="invalid_name")
@@ -105,6 +108,7 @@ def token_create(
         expires_at=expires_at,
         allowed_models=_clean_models(allowed_models),
         allowed_ips=_clean_ips(allowed_ips),
+        can_read_account=bool(can_read_account),
     )
     return token, raw
 
@@ -124,6 +128,7 @@ def token_update(
     expires_at=_UNSET,
     allowed_models=_UNSET,
     allowed_ips=_UNSET,
+    can_read_account=_UNSET,
 ) -> ApiToken:
     """Change a token's settings. A quota below what is already used (or held) is refused."""
     token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user, deleted_at__isnull=True).first()
@@ -153,6 +158,8 @@ def token_update(
         token.allowed_models = _clean_models(allowed_models)
     if allowed_ips is not _UNSET:
         token.allowed_ips = _clean_ips(allowed_ips)
+    if can_read_account is not _UNSET:
+        token.can_read_account = bool(can_read_account)
     token.save()
     return token
 

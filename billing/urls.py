@@ -9,4 +9,5 @@ api_urlpatterns = [
     path("pricing", apis.PricingApi.as_view(), name="pricing"),
     path("tokens", apis.TokenListApi.as_view(), name="tokens"),
     path("tokens/<int:token_id>", apis.TokenDetailApi.as_view(), name="token-detail"),
+    path("key", apis.KeyApi.as_view(), name="key"),
 ]

@@ -7,11 +7,13 @@ from rest_framework.views import APIView
 
 from referrals.selectors import referral_stats
 from referrals.services import active_rule, invite_code_for, referral_transfer
-from synstar.api import MoneyField
+from synstar.api import CanReadAccount, IsSession, MoneyField
 from django.urls import reverse
 
 
 class ReferralApi(APIView):
+    permission_classes = [CanReadAccount]
+
     class OutputSerializer(serializers.Serializer):
         invite_code = serializers.CharField()
         invite_link = serializers.CharField()
@@ -33,6 +35,8 @@ class ReferralApi(APIView):
 
 
 class ReferralTransferApi(APIView):
+    permission_classes = [IsSession]
+
     class InputSerializer(serializers.Serializer):
         amount = MoneyField()
         idempotency_key = serializers.CharField(max_length=100, required=False)

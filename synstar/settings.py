@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # NUL and lone surrogates in a path, query or form: 400 before any view or lookup sees them.
+    "synstar.middleware.RefuseBadCharactersMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -193,7 +195,9 @@ REST_FRAMEWORK = {
         "billing.auth.ApiTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The stock parsers, each refusing NUL and lone surrogates in any key or value (400 invalid_characters).
+    "DEFAULT_PARSER_CLASSES": ["synstar.api.JSONParser", "synstar.api.FormParser", "synstar.api.MultiPartParser"],
+    "DEFAULT_SCHEMA_CLASS": "synstar.schema.AutoSchema",
     "EXCEPTION_HANDLER": "synstar.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -208,6 +212,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "synstar.schema.schema_error_responses"],
 }
 
 # --- Celery ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from synstar.api import MoneyField
+from synstar.api import CanReadAccount, IsSession, MoneyField
 from wallet.models import TopUpOrder
 from wallet.orders import order_create
 
@@ -25,6 +25,8 @@ class BillSerializer(serializers.Serializer):
 
 
 class TopUpCreateApi(APIView):
+    permission_classes = [IsSession]  # an API token cannot start a payment
+
     class InputSerializer(serializers.Serializer):
         amount = MoneyField(help_text="USD, e.g. \"100.00\"")
         method = serializers.CharField(help_text="Payment method code, e.g. stripe_card")
@@ -41,6 +43,8 @@ class TopUpCreateApi(APIView):
 
 
 class BillListApi(APIView):
+    permission_classes = [CanReadAccount]
+
     @extend_schema(parameters=[OpenApiParameter("status", str, enum=TopUpOrder.Status.values)],
                    responses=BillSerializer(many=True), summary="List bills")
     def get(self, request):

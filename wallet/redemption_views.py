@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from synstar.api import MoneyField
+from synstar.api import IsSession, MoneyField
 from synstar.errors import SynstarError
 from synstar.money import format_usd
 from wallet.redemptions import code_redeem
@@ -30,6 +30,8 @@ def redeem(request):
 
 
 class RedemptionCreateApi(APIView):
+    permission_classes = [IsSession]  # redeeming is an account action, not an API token's
+
     class InputSerializer(serializers.Serializer):
         code = serializers.CharField(max_length=64)
 

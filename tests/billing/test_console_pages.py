@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 
 import pytest
 from django.db import connection
@@ -114,3 +115,19 @@ def test_dashboard_shows_frozen_credit_pending_reconciliation(client, gateway, m
     client.force_login(user)
     page = client.get("/").content.decode()
     assert "Pending reconciliation" in page and "$0.00" in page
+
+
+def test_tokens_page_grants_account_read_per_token_and_shows_it(client, catalog):
+    user = make_user()
+    client.force_login(user)
+    client.post("/tokens/", {"name": "script", "group": "default", "unlimited": "on"})
+    client.post("/tokens/", {"name": "dashboard", "group": "default", "unlimited": "on", "can_read_account": "on"})
+    tokens = {t.name: t for t in ApiToken.objects.filter(user=user)}
+    assert (tokens["script"].can_read_account, tokens["dashboard"].can_read_account) == (False, True)
+    page = client.get("/tokens/").content.decode()
+    assert "Read account" in page and "Inference + account read" in page and ">Inference<" in page
+
+    edit = client.get(f"/tokens/{tokens['dashboard'].pk}/edit/").content.decode()
+    assert re.search(r'<input[^>]*name="can_read_account"[^>]*checked', edit)
+    client.post(f"/tokens/{tokens['dashboard'].pk}/edit/", {"name": "dashboard", "group": "default", "unlimited": "on"})
+    assert ApiToken.objects.get(pk=tokens["dashboard"].pk).can_read_account is False

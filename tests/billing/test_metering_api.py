@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from billing.models import Generation, TokenGroup
+from billing.models import ApiToken, Generation, TokenGroup
 from billing.services import generation_settle
 from synstar.money import usd
 from tests.factories import make_user
@@ -113,8 +113,11 @@ def test_keys_in_the_wrong_place_are_told_apart(client, gateway, funded):
     assert bad_scheme.status_code == 401 and bad_scheme.json()["error"]["code"] == "invalid_authorization"
 
 
-def test_sk_token_reads_the_wallet(client, funded):
+def test_sk_token_reads_the_wallet_only_with_account_read(client, funded):
     _, token = funded
+    response = client.get("/api/v1/wallet", HTTP_AUTHORIZATION=f"Bearer {token.raw_key}")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "token_scope"
+    ApiToken.objects.filter(pk=token.pk).update(can_read_account=True)
     response = client.get("/api/v1/wallet", HTTP_AUTHORIZATION=f"Bearer {token.raw_key}")
     assert response.status_code == 200 and response.json()["balance"] == "10.00"
 
@@ -150,6 +153,7 @@ def test_usage_api_filters_and_keyset_pages(client, gateway, funded, make_token)
     for i in range(5):
         post(client, "/api/v1/metering/holds", {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 10}, gateway.raw_key)
     post(client, "/api/v1/metering/holds", {"token": other.raw_key, "model": "gpt-4o-mini", "input_tokens": 10}, gateway.raw_key)
+    ApiToken.objects.filter(pk=token.pk).update(can_read_account=True)  # sees every token's requests
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token.raw_key}"}
     first = client.get("/api/v1/usage?limit=4", **auth).json()
     assert len(first["results"]) == 4 and first["next_before"]
