@@ -467,7 +467,7 @@ def usage_csv_response(rows_iter) -> StreamingHttpResponse:
 
     writer = csv.writer(Echo())
     header = ["id", "time", "token", "group", "model", "endpoint", "input_tokens", "output_tokens", "cached_tokens",
-              "units", "rate", "estimated_cost_usd", "cost_usd", "state", "status", "error", "charge_basis"]
+              "units", "rate", "estimated_cost_usd", "cost_usd", "state", "status", "error", "charge_basis", "over_estimate"]
 
     def generate():
         yield writer.writerow(header)
@@ -477,7 +477,7 @@ def usage_csv_response(rows_iter) -> StreamingHttpResponse:
                 g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.rate,
                 format_usd(g.estimated_cost, places=None),
                 "" if g.final_cost is None else format_usd(g.final_cost, places=None),
-                g.state, g.outcome, g.error, g.charge_basis,
+                g.state, g.outcome, g.error, g.charge_basis, "yes" if g.over_estimate else "",
             ])
 
     response = StreamingHttpResponse(generate(), content_type="text/csv")

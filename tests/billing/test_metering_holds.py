@@ -219,6 +219,18 @@ def test_usage_above_the_hold_is_charged_and_marked_over_estimate(gateway, make_
     assert wallet_statistics(user=user).balance == usd("0.50") - usd("0.80025")  # the user consumed it
 
 
+def test_usage_page_and_csv_say_which_requests_went_above_the_estimate(gateway, make_token, client):
+    user = make_user()
+    generation = hold(gateway, make_token(user), input_tokens=100, max_output_tokens=1000)
+    metering_report(gateway=gateway, public_id=generation.public_id, outcome="succeeded",
+                    usage=Usage(input_tokens=100, output_tokens=80_000))
+    generation_settle(generation_id=generation.pk)
+    client.force_login(user)
+    assert "above the estimate" in client.get("/usage/").content.decode()
+    rows = b"".join(client.get("/usage/?format=csv").streaming_content).decode().splitlines()
+    assert rows[0].endswith(",over_estimate") and rows[1].endswith(",yes")
+
+
 def test_usage_within_the_hold_is_not_marked(gateway, make_token):
     user = make_user(balance="9.50")
     token = make_token(user)
