@@ -96,7 +96,7 @@ def seed_accounts(prefix: str, n: int, *, tokens_per_account: int = 1, balance_u
     from synstar.accounts.models import User
     from synstar.money import usd
     from wallet.models import Account, Entry, SystemAccount, Transaction
-    from wallet.services import system_account_id
+    from wallet.services.ledger import system_account_id
 
     amount = usd(balance_usd)
     users = User.objects.bulk_create([User(email=f"{prefix}{i}@bench.local", password="!", country="US") for i in range(n)], batch_size=5000)
@@ -259,7 +259,7 @@ def run_service_load(keys, fx, *, processes: int, seconds: int, rate_total: floa
     from django.db.models import Max, Min
 
     from billing.models import Generation
-    from wallet.selectors import ledger_problems
+    from wallet.selectors.ledger import ledger_problems
 
     connections.close_all()
     before = Generation.objects.count()

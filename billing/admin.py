@@ -1,13 +1,17 @@
 from django.contrib import admin, messages
 
-from billing.models import ApiToken, BillingTier, GatewayKey, Generation, ModelPrice, TierModelRate, TokenGroup
+from billing.models import (
+    ApiToken,
+    BillingTier,
+    GatewayKey,
+    Generation,
+    ModelPrice,
+    TierModelRate,
+    TokenGroup,
+)
 from billing.services import gateway_key_create
-from synstar.money import format_usd
-from wallet.admin import ReadOnlyAdmin
-
-
-def _usd(nanos):
-    return "—" if nanos is None else f"${format_usd(nanos, places=None, grouping=True)}"
+from synstar.admin_shared import ReadOnlyAdmin
+from synstar.admin_shared import usd_column as _usd
 
 
 @admin.register(ModelPrice)

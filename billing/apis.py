@@ -25,7 +25,7 @@ from billing.services import metering_hold, metering_report, token_create, token
 from synstar.api import IsApiToken, IsSession, MoneyField, TokenScope
 from synstar.errors import InvalidRequest, NotFound
 from synstar.money import format_usd
-from wallet.selectors import wallet_statistics
+from wallet.selectors.ledger import wallet_statistics
 
 # --- metering (gateway) ---------------------------------------------------------------------------
 

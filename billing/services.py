@@ -26,7 +26,7 @@ from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFo
 from synstar.money import format_usd, parse_usd
 from synstar.accounts.models import User
 from wallet.models import SystemAccount
-from wallet.services import _refusal, hold_release, system_account_id
+from wallet.services.ledger import hold_refusal, hold_release, system_account_id
 
 logger = logging.getLogger(__name__)
 
@@ -327,7 +327,7 @@ def _metering_hold(
     # Lock order: account, then token.
     available = _sql().account_hold(account_id=found.account_id, amount=estimate)
     if available is None:
-        raise _refusal(account_id=found.account_id, amount=estimate)
+        raise hold_refusal(account_id=found.account_id, amount=estimate)
     public_id = f"gen-{secrets.token_urlsafe(18)}"
     opened = _sql().token_hold_and_open(
         est=estimate, now=now, token_id=found.token_id, account_id=found.account_id, deadline=deadline, public_id=public_id,

@@ -1,8 +1,8 @@
 from django.contrib import admin
 
 from referrals.models import InviteCode, Referral, ReferralReward, RewardRule
+from synstar.admin_shared import ReadOnlyAdmin
 from synstar.money import format_usd
-from wallet.admin import ReadOnlyAdmin
 
 
 @admin.register(RewardRule)

@@ -13,7 +13,7 @@ from synstar.db import atomic_with_retry
 from synstar.errors import InvalidRequest, PermissionDenied
 from synstar.money import format_usd, round_half_up
 from wallet.models import Account, SystemAccount, Transaction
-from wallet.services import Line, _post, main_account, referral_account, system_account_id
+from wallet.services.ledger import Line, main_account, posting_create, referral_account, system_account_id
 
 logger = logging.getLogger(__name__)
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -67,7 +67,7 @@ def reward_accrue(*, order) -> ReferralReward | None:
         return None
     reward, created = ReferralReward.objects.get_or_create(order=order, defaults={"referral": referral, "amount": amount})
     if created:
-        _post(
+        posting_create(
             kind=Transaction.Kind.REFERRAL_REWARD,
             idempotency_key=f"referral-reward:{order.order_no}",
             lines=[Line(system_account_id(SystemAccount.REFERRAL_REWARDS), -amount),
@@ -91,7 +91,7 @@ def reward_reverse(*, order) -> None:
     proceeds = Account.objects.select_for_update().get(user=reward.referral.inviter, kind=Account.Kind.REFERRAL)
     take = min(to_reverse, proceeds.balance)
     if take:
-        _post(
+        posting_create(
             kind=Transaction.Kind.REFERRAL_REVERSAL,
             idempotency_key=f"referral-reversal:{order.order_no}:{reward.reversed_amount + take}",
             lines=[Line(proceeds.pk, -take), Line(system_account_id(SystemAccount.REFERRAL_REWARDS), take)],
@@ -115,7 +115,7 @@ def referral_transfer(*, user, amount: int, idempotency_key: str) -> Transaction
         raise InvalidRequest(f"The minimum transfer is ${format_usd(minimum)}.", code="amount_too_small")
     if user.status == user.Status.SUSPENDED:
         raise PermissionDenied("Suspended accounts cannot transfer proceeds.", code="account_suspended")
-    return _post(
+    return posting_create(
         kind=Transaction.Kind.REFERRAL_TRANSFER,
         idempotency_key=f"referral-transfer:{user.pk}:{idempotency_key}",
         lines=[Line(referral_account(user=user).pk, -amount), Line(main_account(user=user).pk, amount)],

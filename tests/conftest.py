@@ -38,7 +38,7 @@ def _empty_cache():
 @pytest.fixture(autouse=True)
 def _fresh_system_account_cache():
     """System accounts are never deleted in production; tests roll them back, so forget their ids."""
-    from wallet import services
+    from wallet.services import ledger as services
 
     services._system_account_ids.clear()
     yield
@@ -53,7 +53,7 @@ def _check_ledger_after_each_test(request):
     yield
     if not uses_db or request.node.get_closest_marker("ledger_broken"):
         return
-    from wallet.selectors import ledger_problems
+    from wallet.selectors.ledger import ledger_problems
 
     problems = ledger_problems()
     assert problems == [], "check_ledger failed after the test:\n" + "\n".join(problems)

@@ -3,7 +3,7 @@ import itertools
 from synstar.accounts.services import user_create
 from synstar.money import usd
 from wallet.models import SystemAccount, Transaction
-from wallet.services import credit_create
+from wallet.services.ledger import credit_create
 
 _counter = itertools.count(1)
 

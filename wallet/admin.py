@@ -4,28 +4,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import render
 
+from synstar.admin_shared import ReadOnlyAdmin
+from synstar.admin_shared import usd_column as _usd
 from synstar.errors import SynstarError
-from wallet.providers.base import ProviderError
 from synstar.money import format_usd, parse_usd
 from wallet.models import Account, Entry, Hold, Transaction
-from wallet.services import adjustment_create
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The ledger is append-only: admins read it, services write it."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-def _usd(nanos):
-    return f"${format_usd(nanos, places=None, grouping=True)}"
+from wallet.providers.base import ProviderError
+from wallet.services.ledger import adjustment_create
 
 
 @admin.register(Account)
@@ -209,7 +194,7 @@ class RefundForm(forms.Form):
 
 @admin.action(description="Refund (bonus clawed back first; used credits are not refundable)")
 def refund_action(modeladmin, request, queryset):
-    from wallet.orders import order_refund
+    from wallet.services.refunds import order_refund
 
     if "apply" in request.POST:
         form = RefundForm(request.POST)
@@ -354,7 +339,7 @@ class CodeBatchAdmin(admin.ModelAdmin):
         return _usd(obj.value)
 
     def save_model(self, request, obj, form, change):
-        from wallet.redemptions import batch_generate
+        from wallet.services.redemptions import batch_generate
 
         if change:
             return super().save_model(request, obj, form, change)

@@ -2,7 +2,7 @@ import logging
 
 from celery import shared_task
 
-from wallet.selectors import ledger_problems
+from wallet.selectors.ledger import ledger_problems
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def ledger_check() -> int:
 @shared_task(bind=True, max_retries=5, acks_late=True)
 def webhook_process_task(self, event_pk: int) -> None:
     """Process one stored webhook event; a failure is saved on the event and retried with backoff."""
-    from wallet.orders import webhook_process
+    from wallet.services.webhooks import webhook_process
 
     try:
         webhook_process(event_pk=event_pk)
@@ -47,7 +47,7 @@ def webhooks_retry_task() -> int:
 
 @shared_task
 def orders_reconcile_task() -> dict:
-    from wallet.orders import orders_reconcile
+    from wallet.services.topups import orders_reconcile
 
     return orders_reconcile()
 
@@ -55,6 +55,6 @@ def orders_reconcile_task() -> dict:
 @shared_task
 def refunds_resume_task() -> dict:
     """Beat: finish admin refunds left pending by a process that died after recording them."""
-    from wallet.orders import refunds_resume
+    from wallet.services.refunds import refunds_resume
 
     return refunds_resume()

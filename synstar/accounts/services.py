@@ -4,7 +4,7 @@ from django.db import transaction
 
 from synstar.accounts.models import User, UserStatusChange
 from synstar.errors import InvalidRequest
-from wallet.services import signup_grant_issue
+from wallet.services.ledger import signup_grant_issue
 
 
 @transaction.atomic

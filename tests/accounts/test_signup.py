@@ -9,7 +9,7 @@ from synstar.accounts.models import User
 from synstar.accounts.services import user_signup_complete
 from synstar.money import usd
 from wallet.models import Transaction
-from wallet.selectors import wallet_statistics
+from wallet.selectors.ledger import wallet_statistics
 
 pytestmark = pytest.mark.django_db
 

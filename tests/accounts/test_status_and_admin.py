@@ -6,7 +6,7 @@ from synstar.accounts.services import user_status_set
 from synstar.errors import InvalidRequest
 from synstar.money import usd
 from wallet.models import Transaction
-from wallet.selectors import wallet_statistics
+from wallet.selectors.ledger import wallet_statistics
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from synstar.errors import AccountInDebt, InsufficientBalance
 from synstar.money import usd
 from tests.factories import make_user
 from wallet.models import Account, Hold, Transaction
-from wallet.selectors import ledger_problems
+from wallet.selectors.ledger import ledger_problems
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

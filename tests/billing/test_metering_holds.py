@@ -15,7 +15,7 @@ from synstar.errors import InsufficientBalance, InvalidRequest
 from synstar.money import usd
 from tests.factories import fund, make_user
 from wallet.models import Hold, Transaction
-from wallet.selectors import wallet_statistics
+from wallet.selectors.ledger import wallet_statistics
 
 pytestmark = pytest.mark.django_db
 

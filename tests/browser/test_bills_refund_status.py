@@ -9,7 +9,8 @@ from synstar.money import usd
 from tests.browser.conftest import sign_in
 from tests.factories import make_user
 from wallet.demo import topup_config_load
-from wallet.orders import order_complete, order_create, order_refund
+from wallet.services.refunds import order_refund
+from wallet.services.topups import order_complete, order_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -8,8 +8,8 @@ from synstar.money import usd
 from tests.conftest import run_concurrently
 from tests.factories import make_user
 from wallet.models import Hold, SystemAccount, Transaction
-from wallet.selectors import wallet_statistics
-from wallet.services import HoldClosed, credit_create, debit_create, hold_place, hold_release, hold_settle, main_account
+from wallet.selectors.ledger import wallet_statistics
+from wallet.services.ledger import HoldClosed, credit_create, debit_create, hold_place, hold_release, hold_settle, main_account
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from synstar.money import usd
 from tests.factories import make_user
-from wallet.services import hold_place, hold_settle, main_account
+from wallet.services.ledger import hold_place, hold_settle, main_account
 
 pytestmark = pytest.mark.django_db
 

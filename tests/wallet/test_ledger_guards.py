@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from synstar.money import usd
 from tests.factories import make_user
 from wallet.models import Account, Entry, Hold, SystemAccount, Transaction
-from wallet.services import hold_place, main_account, system_account_id
+from wallet.services.ledger import hold_place, main_account, system_account_id
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,20 +11,12 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 
 from synstar.errors import AccountInDebt, Conflict, InsufficientBalance
 from wallet.demo import topup_config_load
-from wallet.orders import bonus_for, order_complete, order_create, order_dispute, order_refund, refund_fail
+from wallet.services.refunds import order_dispute, order_refund, refund_fail
+from wallet.services.topups import bonus_for, order_complete, order_create
 from tests.factories import make_user
 from wallet.models import SystemAccount
-from wallet.selectors import ledger_problems, wallet_statistics
-from wallet.services import (
-    HoldClosed,
-    adjustment_create,
-    credit_create,
-    debit_create,
-    hold_place,
-    hold_release,
-    hold_settle,
-    main_account,
-)
+from wallet.selectors.ledger import ledger_problems, wallet_statistics
+from wallet.services.ledger import HoldClosed, adjustment_create, credit_create, debit_create, hold_place, hold_release, hold_settle, main_account
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ import pytest
 from synstar.money import usd
 from tests.factories import make_user
 from wallet.models import TopUpOrder
-from wallet.orders import order_complete, order_create
+from wallet.services.topups import order_complete, order_create
 from wallet.providers import ProviderError, airwallex_client
 
 pytestmark = pytest.mark.django_db

@@ -11,20 +11,8 @@ from synstar.money import usd
 from tests.conftest import run_concurrently
 from tests.factories import make_user
 from wallet.models import Redemption, RedemptionCode, Transaction
-from wallet.redemptions import (
-    ALPHABET,
-    CodeAlreadyRedeemed,
-    CodeCountryNotAllowed,
-    CodeDisabled,
-    CodeExpired,
-    CodeNotEligible,
-    CodeNotFound,
-    CodeUsedUp,
-    batch_generate,
-    code_hash,
-    code_redeem,
-)
-from wallet.selectors import wallet_statistics
+from wallet.services.redemptions import ALPHABET, CodeAlreadyRedeemed, CodeCountryNotAllowed, CodeDisabled, CodeExpired, CodeNotEligible, CodeNotFound, CodeUsedUp, batch_generate, code_hash, code_redeem
+from wallet.selectors.ledger import wallet_statistics
 
 
 def generate(admin, **kwargs):
@@ -103,7 +91,7 @@ def test_used_up_already_redeemed_disabled_and_no_topup_only(admin_user, setting
 
     _, [newbie] = generate(admin_user, no_topup_only=True)
     from wallet.demo import topup_config_load
-    from wallet.orders import order_complete, order_create
+    from wallet.services.topups import order_complete, order_create
 
     topup_config_load()
     order = order_create(user=third, amount=usd("5"), method_code="stripe_card")

@@ -22,15 +22,10 @@ from tests.conftest import run_concurrently
 from tests.factories import make_user
 from tests.wallet.test_webhooks import deliver_airwallex, deliver_stripe
 from wallet.models import Refund, TopUpOrder, WebhookEvent
-from wallet.orders import (
-    NothingRefundable,
-    order_complete,
-    order_create,
-    order_refund,
-    refunds_resume,
-    webhook_process,
-)
-from wallet.selectors import wallet_statistics
+from wallet.services.refunds import NothingRefundable, order_refund, refunds_resume
+from wallet.services.topups import order_complete, order_create
+from wallet.services.webhooks import webhook_process
+from wallet.selectors.ledger import wallet_statistics
 
 
 pytestmark = pytest.mark.django_db
@@ -252,7 +247,7 @@ KILL_SCRIPT = """
 import os, signal, sys
 import django
 django.setup()
-from wallet import orders
+from wallet.services import refunds as orders
 from wallet.providers import stripe_client
 where = sys.argv[1]
 def die(*args, **kwargs):

@@ -8,18 +8,8 @@ from synstar.errors import AccountInDebt, InsufficientBalance, InvalidRequest
 from synstar.money import usd
 from tests.factories import fund, make_user
 from wallet.models import Account, Entry, Hold, SystemAccount, Transaction
-from wallet.selectors import wallet_statistics
-from wallet.services import (
-    HoldClosed,
-    IdempotencyConflict,
-    adjustment_create,
-    credit_create,
-    debit_create,
-    hold_place,
-    hold_release,
-    hold_settle,
-    main_account,
-)
+from wallet.selectors.ledger import wallet_statistics
+from wallet.services.ledger import HoldClosed, IdempotencyConflict, adjustment_create, credit_create, debit_create, hold_place, hold_release, hold_settle, main_account
 
 pytestmark = pytest.mark.django_db
 

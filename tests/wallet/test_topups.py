@@ -4,8 +4,8 @@ from synstar.errors import InvalidRequest, PermissionDenied
 from synstar.money import InvalidAmount, usd
 from tests.factories import make_user
 from wallet.models import TopUpOrder
-from wallet.orders import bonus_for, methods_for_user, order_complete, order_create
-from wallet.selectors import wallet_statistics
+from wallet.services.topups import bonus_for, methods_for_user, order_complete, order_create
+from wallet.selectors.ledger import wallet_statistics
 
 pytestmark = pytest.mark.django_db
 
@@ -152,7 +152,7 @@ def test_wallet_quote_and_bills_pages(client, topup_config):
 
 def test_sandbox_checkout_completes_through_the_signed_webhook_path(client, topup_config, django_capture_on_commit_callbacks):
     from wallet.models import WebhookEvent
-    from wallet.orders import webhook_process
+    from wallet.services.webhooks import webhook_process
 
     user = make_user()
     client.force_login(user)

@@ -12,8 +12,9 @@ from synstar.money import usd
 from tests.conftest import run_concurrently
 from tests.factories import make_user
 from wallet.models import TopUpOrder, Transaction, WebhookEvent
-from wallet.orders import order_create, webhook_process
-from wallet.selectors import wallet_statistics
+from wallet.services.topups import order_create
+from wallet.services.webhooks import webhook_process
+from wallet.selectors.ledger import wallet_statistics
 
 
 def deliver_stripe(fake, body, **headers):

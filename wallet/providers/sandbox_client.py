@@ -16,7 +16,16 @@ import time
 from django.conf import settings
 from django.urls import reverse
 
-from wallet.providers.base import CANCELLED, FAILED, PAID, REFUNDED, Checkout, PaymentStatus, ProviderEvent, SignatureInvalid
+from wallet.providers.base import (
+    CANCELLED,
+    FAILED,
+    PAID,
+    REFUNDED,
+    Checkout,
+    PaymentStatus,
+    ProviderEvent,
+    SignatureInvalid,
+)
 
 HEADER = "Sandbox-Signature"
 TOLERANCE_SECONDS = 300

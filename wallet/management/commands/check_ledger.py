@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from wallet.selectors import ledger_problems
+from wallet.selectors.ledger import ledger_problems
 
 
 class Command(BaseCommand):

@@ -19,10 +19,23 @@ from django.db.models import F
 from django.utils import timezone
 
 from synstar.db import atomic_with_retry
-from synstar.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, RateLimited
+from synstar.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
 from synstar.money import format_usd
-from wallet.models import CodeBatch, Redemption, RedemptionCode, SystemAccount, TopUpOrder, Transaction
-from wallet.services import Line, _post, main_account, system_account_id
+from wallet.models import (
+    CodeBatch,
+    Redemption,
+    RedemptionCode,
+    SystemAccount,
+    TopUpOrder,
+    Transaction,
+)
+from wallet.services.ledger import Line, main_account, posting_create, system_account_id
 
 # No 0/O, 1/I/L: unambiguous when read aloud or typed from a card. 31 symbols x 16 = 79 bits.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -201,7 +214,7 @@ def _redeem(*, user, raw_code: str, ip: str | None) -> Redemption:
     RedemptionCode.objects.filter(pk=code.pk).update(uses=F("uses") + 1)
     redemption = Redemption.objects.create(code=code, user=user, amount=batch.value, ip=ip)
     source = SystemAccount.PROMOTIONS if batch.is_promotional else SystemAccount.REDEMPTION
-    redemption.transaction = _post(
+    redemption.transaction = posting_create(
         kind=Transaction.Kind.REDEMPTION,
         idempotency_key=f"redeem:{redemption.pk}",
         lines=[Line(system_account_id(source), -batch.value), Line(main_account(user=user).pk, batch.value)],

@@ -1,4 +1,4 @@
-"""Writes to the ledger. Every change of credit goes through `_post`; holds through hold_*.
+"""Writes to the ledger. Every change of credit goes through `posting_create`; holds through hold_*.
 
 Conventions: amounts are integer nanos; a positive entry credits the account. User accounts are changed
 by one conditional UPDATE each, in primary-key order; a posting that would take spendable credit below
@@ -20,7 +20,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from synstar.db import atomic_with_retry
-from synstar.errors import AccountInDebt, Conflict, InsufficientBalance, InvalidRequest, NotFound
+from synstar.errors import (
+    AccountInDebt,
+    Conflict,
+    InsufficientBalance,
+    InvalidRequest,
+    NotFound,
+)
 from synstar.money import format_usd, parse_usd
 from wallet.models import Account, Entry, Hold, SystemAccount, Transaction
 
@@ -89,7 +95,7 @@ class Line:
     amount: int
 
 
-def _post(
+def posting_create(
     *,
     kind: str,
     idempotency_key: str,
@@ -105,7 +111,7 @@ def _post(
     Must run inside a transaction. `allow_debt` lets user accounts go below zero (settlement only).
     `account_updates` adds column updates to the same UPDATE of an account row (one write per row).
     """
-    assert transaction.get_connection().in_atomic_block, "_post must run inside a transaction"
+    assert transaction.get_connection().in_atomic_block, "posting_create must run inside a transaction"
     if not idempotency_key or len(idempotency_key) > 200:
         raise InvalidRequest("An idempotency key of 1-200 characters is required.", code="invalid_idempotency_key")
     merged: dict[int, int] = defaultdict(int)
@@ -141,7 +147,7 @@ def _post(
         if amount < 0 and not allow_debt:
             rows = rows.filter(balance__gte=F("held") - amount)
         if rows.update(balance=F("balance") + amount, **(account_updates or {}).get(account_id, {})) != 1:
-            raise _refusal(account_id=account_id, amount=-amount)
+            raise hold_refusal(account_id=account_id, amount=-amount)
     Entry.objects.bulk_create(
         [Entry(transaction=txn, account_id=account_id, amount=amount) for account_id, amount in merged.items()]
     )
@@ -149,7 +155,7 @@ def _post(
     return txn
 
 
-def _refusal(*, account_id: int, amount: int) -> InsufficientBalance | AccountInDebt:
+def hold_refusal(*, account_id: int, amount: int) -> InsufficientBalance | AccountInDebt:
     account = Account.objects.only("balance", "held").get(pk=account_id)
     available = format_usd(account.available, places=None)
     if account.balance < 0:
@@ -170,7 +176,7 @@ def credit_create(
     """Move `amount` from a system source into the user's main account."""
     _require_positive(amount)
     account = main_account(user=user)
-    return _post(
+    return posting_create(
         kind=kind,
         idempotency_key=idempotency_key,
         description=description,
@@ -185,7 +191,7 @@ def debit_create(
     """Move `amount` from the user's available credit to a system account; refused if not available."""
     _require_positive(amount)
     account = main_account(user=user)
-    return _post(
+    return posting_create(
         kind=kind,
         idempotency_key=idempotency_key,
         description=description,
@@ -236,7 +242,7 @@ def adjustment_create(*, user, amount: int, reason: str, actor, idempotency_key:
     if actor is None or not getattr(actor, "is_staff", False):
         raise InvalidRequest("A manual adjustment needs the staff member who made it.", code="actor_required")
     account = main_account(user=user)
-    return _post(
+    return posting_create(
         kind=Transaction.Kind.ADJUSTMENT,
         idempotency_key=idempotency_key,
         description=f"Adjustment by {actor.email}",
@@ -271,7 +277,7 @@ def hold_place(*, account_id: int, amount: int, expires_at: datetime | None = No
     if updated != 1:
         if not Account.objects.filter(pk=account_id, kind=Account.Kind.MAIN).exists():
             raise NotFound("No such account.", code="account_not_found")
-        raise _refusal(account_id=account_id, amount=amount)
+        raise hold_refusal(account_id=account_id, amount=amount)
     return Hold.objects.create(
         account_id=account_id, amount=amount, expires_at=expires_at or timezone.now() + DEFAULT_HOLD_TTL
     )
@@ -300,7 +306,7 @@ def hold_settle(*, hold_id: int, amount: int) -> Hold:
     updates = {"held": F("held") - lift, "consumed": F("consumed") + amount, "request_count": F("request_count") + 1}
     txn = None
     if amount > 0:
-        txn = _post(
+        txn = posting_create(
             kind=Transaction.Kind.SETTLEMENT,
             idempotency_key=f"hold-settle:{hold.pk}",
             description="Usage",

@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from wallet.selectors import wallet_activity, wallet_statistics
+from wallet.selectors.ledger import wallet_activity, wallet_statistics
 
 
 @login_required

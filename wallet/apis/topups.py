@@ -5,7 +5,7 @@ from rest_framework.views import APIView
 
 from synstar.api import CanReadAccount, IsSession, MoneyField
 from wallet.models import TopUpOrder
-from wallet.orders import order_create
+from wallet.services.topups import order_create
 
 
 class BillSerializer(serializers.Serializer):

@@ -1,32 +1,14 @@
-from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
+"""POST /api/v1/redemptions: redeem a code (session only)."""
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from synstar.api import IsSession, MoneyField
-from synstar.errors import SynstarError
-from synstar.money import format_usd
-from wallet.redemptions import code_redeem
-from wallet.selectors import wallet_statistics
-
-
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
-@login_required
-@require_POST
-def redeem(request):
-    try:
-        redemption = code_redeem(user=request.user, raw_code=request.POST.get("code", ""), ip=client_ip(request))
-        messages.success(request, f"Code redeemed: ${format_usd(redemption.amount)} added to your balance.")
-    except SynstarError as exc:
-        messages.error(request, exc.message)
-    return redirect("console:wallet")
+from wallet.selectors.ledger import wallet_statistics
+from wallet.services.redemptions import code_redeem
+from wallet.views.redemptions import client_ip
 
 
 class RedemptionCreateApi(APIView):

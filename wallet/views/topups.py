@@ -1,10 +1,10 @@
 """Console pages for money in: wallet (top-up), bills, and the sandbox provider's checkout page."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from urllib.parse import urlencode
-
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -12,9 +12,22 @@ from django.views.decorators.http import require_POST
 from synstar.errors import SynstarError
 from synstar.money import InvalidAmount, parse_usd, to_cents
 from wallet.models import TopUpOrder
-from wallet.orders import bonus_for, methods_for_user, order_create, topup_limits, topup_presets, topup_validate, webhook_receive
-from wallet.providers import ProviderError, airwallex_client, sandbox_client, sandbox_enabled
-from wallet.selectors import wallet_statistics
+from wallet.providers import (
+    ProviderError,
+    airwallex_client,
+    sandbox_client,
+    sandbox_enabled,
+)
+from wallet.selectors.ledger import wallet_statistics
+from wallet.services.topups import (
+    bonus_for,
+    methods_for_user,
+    order_create,
+    topup_limits,
+    topup_presets,
+    topup_validate,
+)
+from wallet.services.webhooks import webhook_receive
 
 
 def _quote(raw: str) -> dict:

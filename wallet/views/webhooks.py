@@ -6,7 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from synstar.errors import SynstarError, json_error
-from wallet.orders import webhook_receive
+from wallet.services.webhooks import webhook_receive
 
 
 def _receiver(provider: str):

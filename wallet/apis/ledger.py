@@ -4,7 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from synstar.api import CanReadAccount, MoneyField
-from wallet.selectors import wallet_statistics
+from wallet.selectors.ledger import wallet_statistics
 
 
 class WalletApi(APIView):

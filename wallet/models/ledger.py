@@ -1,0 +1,178 @@
+"""The credit ledger (DESIGN.md section 4).
+
+Every change of credit is a posting: one `Transaction` with a kind and a unique idempotency key, and two
+or more `Entry` rows whose signed amounts sum to zero. Entries are append-only. User accounts cache
+`balance` and `held`, updated in the same database transaction as their entries; system accounts carry no
+cached balance (their balance is the sum of their entries). A `Hold` freezes credit without entries.
+
+On PostgreSQL, triggers (see the migrations) refuse UPDATE/DELETE of entries and transactions and refuse
+to commit a transaction whose entries do not sum to zero: backstops behind the services.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class SystemAccount(models.TextChoices):
+    """Counterparty accounts. Sources (payments, grants...) go negative as they hand out credit."""
+
+    PAYMENTS_STRIPE = "payments:stripe", "Payments received via Stripe"
+    PAYMENTS_AIRWALLEX = "payments:airwallex", "Payments received via Airwallex"
+    PAYMENTS_SANDBOX = "payments:sandbox", "Payments received via the sandbox provider"
+    BONUS = "bonus", "Top-up bonus"
+    PROMOTIONS = "promotions", "Promotions"
+    REDEMPTION = "redemption", "Redemption codes"
+    SIGNUP_GRANTS = "signup_grants", "Signup grants"
+    REFERRAL_REWARDS = "referral_rewards", "Referral rewards"
+    REVENUE = "revenue", "Usage revenue"
+    REFUNDS = "refunds", "Refunds paid out"
+    ADJUSTMENTS = "adjustments", "Manual adjustments"
+
+
+class Account(models.Model):
+    class Kind(models.TextChoices):
+        MAIN = "main", "Main (spendable credit)"
+        REFERRAL = "referral", "Referral proceeds"
+        SYSTEM = "system", "System"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_accounts"
+    )
+    code = models.CharField(max_length=64, unique=True, help_text="user:<id>:main, or the system account code")
+    balance = models.BigIntegerField(default=0, help_text="nanos; cached sum of entries (user accounts only)")
+    held = models.BigIntegerField(default=0, help_text="nanos frozen by open holds")
+    consumed = models.BigIntegerField(default=0, help_text="nanos charged for usage, all time")
+    request_count = models.BigIntegerField(default=0, help_text="settled requests, all time")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(held__gte=0), name="wallet_account_held_nonnegative"),
+            models.CheckConstraint(
+                condition=Q(kind="system", user__isnull=True) | (~Q(kind="system") & Q(user__isnull=False)),
+                name="wallet_account_user_iff_not_system",
+            ),
+            # System accounts would be a hot row on every request: no cached balance at all.
+            models.CheckConstraint(
+                condition=~Q(kind="system") | Q(balance=0, held=0, consumed=0, request_count=0),
+                name="wallet_account_system_uncached",
+            ),
+            # Only the main account can go below zero, and only through settlement (checked by check_ledger).
+            models.CheckConstraint(
+                condition=Q(kind="main") | Q(balance__gte=0), name="wallet_account_nonmain_nonnegative"
+            ),
+            models.CheckConstraint(condition=Q(kind="main") | Q(held=0), name="wallet_account_holds_on_main_only"),
+            models.UniqueConstraint(
+                fields=["user", "kind"], condition=Q(user__isnull=False), name="wallet_account_one_per_user_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+class Transaction(models.Model):
+    class Kind(models.TextChoices):
+        SIGNUP_GRANT = "signup_grant", "Signup grant"
+        GRANT = "grant", "Grant"
+        CREDIT = "credit", "Credit"
+        DEBIT = "debit", "Debit"
+        ADJUSTMENT = "adjustment", "Manual adjustment"
+        SETTLEMENT = "settlement", "Usage settlement"
+        TOPUP = "topup", "Top-up"
+        BONUS = "bonus", "Top-up bonus"
+        REFUND = "refund", "Refund"
+        REFUND_REVERSAL = "refund_reversal", "Refund reversed (credits restored)"
+        BONUS_CLAWBACK = "bonus_clawback", "Bonus claw-back"
+        REDEMPTION = "redemption", "Code redemption"
+        REFERRAL_REWARD = "referral_reward", "Referral reward"
+        REFERRAL_REVERSAL = "referral_reversal", "Referral reward reversal"
+        REFERRAL_TRANSFER = "referral_transfer", "Referral transfer"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    description = models.CharField(max_length=255, blank=True, default="")
+    reason = models.TextField(blank=True, default="", help_text="Why (required for manual adjustments)")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="adjustment") | (Q(actor__isnull=False) & ~Q(reason="")),
+                name="wallet_transaction_adjustment_has_actor_and_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+
+class Entry(models.Model):
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    amount = models.BigIntegerField(help_text="signed nanos; positive credits the account")
+
+    class Meta:
+        verbose_name_plural = "entries"
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="wallet_entry_amount_nonzero")]
+        indexes = [models.Index(fields=["account", "-id"], name="wallet_entry_account_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.amount}"
+
+
+class Hold(models.Model):
+    """Credit frozen on a main account, pending settlement (TigerBeetle's pending transfer)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        SETTLED = "settled", "Settled"
+        RELEASED = "released", "Released"
+        EXPIRED = "expired", "Expired (released by the sweeper)"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
+    amount = models.BigIntegerField(help_text="nanos frozen")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    expires_at = models.DateTimeField()
+    settled_amount = models.BigIntegerField(null=True, blank=True)
+    settlement = models.OneToOneField(
+        Transaction, on_delete=models.PROTECT, null=True, blank=True, related_name="settled_hold"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="wallet_hold_amount_nonnegative"),
+            models.CheckConstraint(
+                condition=Q(settled_amount__isnull=True) | Q(settled_amount__gte=0),
+                name="wallet_hold_settled_nonnegative",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="settled") | Q(settled_amount__isnull=True),
+                name="wallet_hold_settled_amount_iff_settled",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"], condition=Q(status="open"), name="wallet_hold_open_by_deadline"
+            ),
+            models.Index(fields=["account"], condition=Q(status="open"), name="wallet_hold_open_by_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hold #{self.pk} ({self.status})"
+
+
+
+
+# --- top-ups ----------------------------------------------------------------------------------------

@@ -1,0 +1,184 @@
+"""Payment provider webhooks: verify, store once, process by an explicit event -> handler mapping."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from synstar.errors import InvalidRequest, NotFound
+from synstar.money import (
+    from_cents,
+)
+from wallet import providers
+from wallet.models import (
+    TopUpOrder,
+    WebhookEvent,
+)
+from wallet.providers.base import (
+    CANCELLED,
+    DISPUTE_LOST,
+    DISPUTE_WON,
+    FAILED,
+    PAID,
+    PENDING,
+    REFUND_PENDING,
+    REFUND_UPDATED,
+    REFUNDED,
+    ProviderEvent,
+)
+from wallet.services.refunds import (
+    order_dispute,
+    order_refund_total,
+    order_refund_update,
+)
+from wallet.services.topups import PaymentMismatch, order_close, order_complete
+
+logger = logging.getLogger(__name__)
+
+
+# --- webhooks -------------------------------------------------------------------------------------
+
+
+def webhook_receive(*, provider: str, body: bytes, headers) -> tuple[WebhookEvent, bool]:
+    """Verify the signature on the raw body, store the event once, queue processing. (event, created)"""
+    client = providers.client_for(provider)
+    payload = client.webhook_verify(body, headers)
+    try:
+        event_id, event_type = client.event_identity(payload)
+    except (KeyError, TypeError):
+        raise InvalidRequest("The event has no id or type.", code="invalid_event") from None
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(provider=provider, event_id=event_id, event_type=event_type, payload=_jsonable(payload))
+            transaction.on_commit(lambda: _enqueue(event.pk))
+        return event, True
+    except IntegrityError:
+        event = WebhookEvent.objects.get(provider=provider, event_id=event_id)
+        if event.status == WebhookEvent.Status.FAILED:
+            _enqueue(event.pk)  # a redelivery retries a failed event
+        return event, False
+
+
+def _jsonable(payload):
+    """Airwallex payloads are parsed with Decimal amounts; store those as exact strings."""
+    if isinstance(payload, dict):
+        return {k: _jsonable(v) for k, v in payload.items()}
+    if isinstance(payload, list):
+        return [_jsonable(v) for v in payload]
+    if isinstance(payload, Decimal):
+        return str(payload)
+    return payload
+
+
+def _enqueue(event_pk: int) -> None:
+    from wallet.tasks import webhook_process_task
+
+    try:
+        webhook_process_task.delay(event_pk)
+    except Exception:
+        logger.exception("could not queue webhook event %s; the retry task will pick it up", event_pk)
+
+
+def _find_order(provider: str, event: ProviderEvent) -> TopUpOrder | None:
+    qs = TopUpOrder.objects.filter(provider=provider)
+    if event.order_no:
+        order = qs.filter(order_no=event.order_no).first()
+        if order:
+            return order
+    if event.checkout_id:
+        order = qs.filter(checkout_id=event.checkout_id).first()
+        if order:
+            return order
+    if event.payment_id:
+        return qs.filter(payment_id=event.payment_id).first()
+    return None
+
+
+def _handle_paid(provider, event, order):
+    order_complete(order_id=order.pk, amount_cents=event.amount_cents, currency=event.currency, payment_id=event.payment_id or "")
+
+
+def _handle_pending(provider, event, order):
+    if event.payment_id and not order.payment_id:
+        TopUpOrder.objects.filter(pk=order.pk, payment_id="").update(payment_id=event.payment_id)
+
+
+def _handle_failed(provider, event, order):
+    order_close(order_id=order.pk, status=TopUpOrder.Status.FAILED, reason=f"{provider}: payment failed")
+
+
+def _handle_cancelled(provider, event, order):
+    order_close(order_id=order.pk, status=TopUpOrder.Status.CANCELLED, reason=f"{provider}: checkout expired or cancelled")
+
+
+def _check_refund_currency(provider, event, order):
+    if event.currency and event.currency.lower() != order.currency:
+        raise PaymentMismatch(f"Order {order.order_no}: {provider} reports a refund or dispute in {event.currency}, "
+                              f"the order is in {order.currency}; nothing changed.")
+
+
+def _handle_refund_total(provider, event, order):
+    _check_refund_currency(provider, event, order)
+    order_refund_total(order_id=order.pk, total=from_cents(event.refund_total_cents or 0), key=f"{provider}:{event.refund_id}",
+                       reason=f"{provider} refund")
+
+
+def _handle_refund_update(provider, event, order):
+    _check_refund_currency(provider, event, order)
+    order_refund_update(order_id=order.pk, provider=provider, refund_id=event.refund_id or "", refund_key=event.refund_key,
+                        status=event.refund_status or REFUND_PENDING,
+                        cash=from_cents(event.refund_cents) if event.refund_cents is not None else None,
+                        counts=event.refund_counts)
+
+
+def _handle_dispute(provider, event, order):
+    _check_refund_currency(provider, event, order)
+    order_dispute(order_id=order.pk, provider=provider, dispute_id=event.dispute_id or "", lost=event.action == DISPUTE_LOST,
+                  cash=from_cents(event.refund_cents) if event.refund_cents is not None else order.amount)
+
+
+ACTION_HANDLERS = {
+    PAID: _handle_paid,
+    PENDING: _handle_pending,
+    FAILED: _handle_failed,
+    CANCELLED: _handle_cancelled,
+    REFUNDED: _handle_refund_total,
+    REFUND_UPDATED: _handle_refund_update,
+    DISPUTE_LOST: _handle_dispute,
+    DISPUTE_WON: _handle_dispute,
+}
+
+
+def webhook_process(*, event_pk: int) -> WebhookEvent:
+    """Apply one stored event (exactly once: the row lock and status make a rerun harmless)."""
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.select_for_update().get(pk=event_pk)
+            if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
+                return event
+            parsed = providers.client_for(event.provider).event_parse(event.payload)
+            if parsed is None:
+                event.status = WebhookEvent.Status.IGNORED
+            else:
+                order = _find_order(event.provider, parsed)
+                if order is None:
+                    raise NotFound(f"No order matches this {event.provider} event.", code="unknown_order")
+                ACTION_HANDLERS[parsed.action](event.provider, parsed, order)
+                event.status = WebhookEvent.Status.PROCESSED
+            event.attempts += 1
+            event.error = ""
+            event.processed_at = timezone.now()
+            event.save(update_fields=["status", "attempts", "error", "processed_at"])
+            return event
+    except Exception as exc:
+        WebhookEvent.objects.filter(pk=event_pk).exclude(status=WebhookEvent.Status.PROCESSED).update(
+            status=WebhookEvent.Status.FAILED, attempts=F("attempts") + 1, error=f"{type(exc).__name__}: {exc}"[:4000]
+        )
+        logger.warning("webhook event %s failed: %s", event_pk, exc)
+        raise
+
+

@@ -1,0 +1,25 @@
+"""Redeem a code from the console (the wallet page's form)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from synstar.errors import SynstarError
+from synstar.money import format_usd
+from wallet.services.redemptions import code_redeem
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@login_required
+@require_POST
+def redeem(request):
+    try:
+        redemption = code_redeem(user=request.user, raw_code=request.POST.get("code", ""), ip=client_ip(request))
+        messages.success(request, f"Code redeemed: ${format_usd(redemption.amount)} added to your balance.")
+    except SynstarError as exc:
+        messages.error(request, exc.message)
+    return redirect("console:wallet")
