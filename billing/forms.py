@@ -1,6 +1,6 @@
 from django import forms
 
-from billing.models import ModelPrice
+from billing.models import ApiToken, Generation, ModelPrice
 from billing.selectors import groups_for_user
 from synstar.errors import SynstarError
 from synstar.money import format_usd, parse_usd
@@ -78,8 +78,6 @@ class UsageFilterForm(forms.Form):
     date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
 
     def __init__(self, *args, user, **kwargs):
-        from billing.models import ApiToken, Generation
-
         super().__init__(*args, **kwargs)
         self.fields["token"].queryset = ApiToken.objects.filter(user=user)
         self.fields["model"].choices = [("", "All models")] + [

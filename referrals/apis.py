@@ -1,5 +1,6 @@
 import uuid
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -8,7 +9,6 @@ from rest_framework.views import APIView
 from referrals.selectors import referral_stats
 from referrals.services import active_rule, invite_code_for, referral_transfer
 from synstar.api import CanReadAccount, IsSession, MoneyField
-from django.urls import reverse
 
 
 class ReferralApi(APIView):

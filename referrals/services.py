@@ -9,14 +9,25 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from referrals.models import InviteCode, Referral, ReferralReward, RewardRule
+from synstar.accounts.selectors import TRANSFER, account_policy_for
 from synstar.db import atomic_with_retry
-from synstar.errors import InvalidRequest, PermissionDenied
+from synstar.errors import InvalidRequest
 from synstar.money import format_usd, round_half_up
 from wallet.models import Account, SystemAccount, Transaction
-from wallet.services.ledger import Line, main_account, posting_create, referral_account, system_account_id
+from wallet.services.ledger import (
+    Line,
+    main_account,
+    posting_create,
+    referral_account,
+    system_account_id,
+)
 
 logger = logging.getLogger(__name__)
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+# Where the invite landing page keeps the code until signup completes (synstar.onboarding reads it).
+INVITE_SESSION_KEY = "referrals.invite_code"
 
 
 def invite_code_for(*, user) -> InviteCode:
@@ -113,8 +124,9 @@ def referral_transfer(*, user, amount: int, idempotency_key: str) -> Transaction
         raise InvalidRequest("The amount must be positive.", code="invalid_amount")
     if amount < minimum:
         raise InvalidRequest(f"The minimum transfer is ${format_usd(minimum)}.", code="amount_too_small")
-    if user.status == user.Status.SUSPENDED:
-        raise PermissionDenied("Suspended accounts cannot transfer proceeds.", code="account_suspended")
+    refusal = account_policy_for(user=user).refusal(TRANSFER)
+    if refusal is not None:
+        raise refusal
     return posting_create(
         kind=Transaction.Kind.REFERRAL_TRANSFER,
         idempotency_key=f"referral-transfer:{user.pk}:{idempotency_key}",

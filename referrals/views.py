@@ -9,8 +9,13 @@ from django.views.decorators.http import require_POST
 
 from referrals.models import InviteCode, Referral
 from referrals.selectors import referral_stats
-from referrals.services import _mask, active_rule, invite_code_for, referral_transfer
-from synstar.accounts.adapter import INVITE_SESSION_KEY
+from referrals.services import (
+    INVITE_SESSION_KEY,
+    _mask,
+    active_rule,
+    invite_code_for,
+    referral_transfer,
+)
 from synstar.errors import SynstarError
 from synstar.money import parse_usd
 

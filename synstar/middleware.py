@@ -4,7 +4,11 @@ code `invalid_characters`. Parsed API bodies (JSON, forms) are checked by the pa
 
 from django.shortcuts import render
 
-from synstar.api import InvalidCharacters, refuse_bad_characters, refuse_bad_characters_in
+from synstar.api import (
+    InvalidCharacters,
+    refuse_bad_characters,
+    refuse_bad_characters_in,
+)
 from synstar.errors import json_error
 from synstar.views import API_PREFIXES
 

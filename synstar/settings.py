@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "synstar.accounts",
+    "synstar",  # the console shell above the apps (onboarding, user admin, commands)
     "wallet",
     "billing",
     "referrals",
@@ -123,7 +124,7 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
 ACCOUNT_SIGNUP_FORM_CLASS = "synstar.accounts.forms.SignupExtraForm"
-ACCOUNT_ADAPTER = "synstar.accounts.adapter.AccountAdapter"
+ACCOUNT_ADAPTER = "synstar.onboarding.AccountAdapter"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[SynStar] "
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "console:dashboard"

@@ -1,7 +1,7 @@
 import itertools
 
-from synstar.accounts.services import user_create
 from synstar.money import usd
+from synstar.onboarding import user_create
 from wallet.models import SystemAccount, Transaction
 from wallet.services.ledger import credit_create
 

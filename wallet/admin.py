@@ -2,15 +2,32 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from synstar.admin_shared import ReadOnlyAdmin
 from synstar.admin_shared import usd_column as _usd
 from synstar.errors import SynstarError
 from synstar.money import format_usd, parse_usd
-from wallet.models import Account, Entry, Hold, Transaction
+from wallet.models import (
+    Account,
+    BonusRule,
+    CodeBatch,
+    Entry,
+    Hold,
+    PaymentMethod,
+    Redemption,
+    RedemptionCode,
+    Refund,
+    TopUpOrder,
+    Transaction,
+    WebhookEvent,
+)
 from wallet.providers.base import ProviderError
 from wallet.services.ledger import adjustment_create
+from wallet.services.redemptions import batch_generate
+from wallet.services.refunds import order_refund
+from wallet.tasks import webhook_process_task
 
 
 @admin.register(Account)
@@ -142,7 +159,6 @@ def adjust_balance_action(modeladmin, request, queryset):
 
 # --- top-ups ----------------------------------------------------------------------------------------
 
-from wallet.models import BonusRule, PaymentMethod, Refund, TopUpOrder, WebhookEvent  # noqa: E402
 
 
 @admin.register(BonusRule)
@@ -194,8 +210,6 @@ class RefundForm(forms.Form):
 
 @admin.action(description="Refund (bonus clawed back first; used credits are not refundable)")
 def refund_action(modeladmin, request, queryset):
-    from wallet.services.refunds import order_refund
-
     if "apply" in request.POST:
         form = RefundForm(request.POST)
         if form.is_valid():
@@ -266,8 +280,6 @@ class RefundAdmin(ReadOnlyAdmin):
 
 @admin.action(description="Reprocess selected events")
 def reprocess_action(modeladmin, request, queryset):
-    from wallet.tasks import webhook_process_task
-
     count = 0
     for event in queryset.exclude(status=WebhookEvent.Status.PROCESSED):
         WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.RECEIVED)
@@ -290,9 +302,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
 # --- redemption codes -----------------------------------------------------------------------------
 
-from django.http import HttpResponse  # noqa: E402
 
-from wallet.models import CodeBatch, Redemption, RedemptionCode  # noqa: E402
 
 
 class CodeBatchForm(forms.ModelForm):
@@ -339,8 +349,6 @@ class CodeBatchAdmin(admin.ModelAdmin):
         return _usd(obj.value)
 
     def save_model(self, request, obj, form, change):
-        from wallet.services.redemptions import batch_generate
-
         if change:
             return super().save_model(request, obj, form, change)
         d = form.cleaned_data

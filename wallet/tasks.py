@@ -1,8 +1,13 @@
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
+from wallet.models import WebhookEvent
 from wallet.selectors.ledger import ledger_problems
+from wallet.services.refunds import refunds_resume
+from wallet.services.topups import orders_reconcile
+from wallet.services.webhooks import webhook_process
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +26,6 @@ def ledger_check() -> int:
 @shared_task(bind=True, max_retries=5, acks_late=True)
 def webhook_process_task(self, event_pk: int) -> None:
     """Process one stored webhook event; a failure is saved on the event and retried with backoff."""
-    from wallet.services.webhooks import webhook_process
-
     try:
         webhook_process(event_pk=event_pk)
     except Exception as exc:
@@ -32,10 +35,6 @@ def webhook_process_task(self, event_pk: int) -> None:
 @shared_task
 def webhooks_retry_task() -> int:
     """Beat: requeue failed events (and any stuck in received) for another attempt, up to 10 each."""
-    from django.utils import timezone
-
-    from wallet.models import WebhookEvent
-
     stale = timezone.now() - timezone.timedelta(minutes=2)
     pks = list(
         WebhookEvent.objects.filter(status__in=["failed", "received"], attempts__lt=10, received_at__lt=stale).values_list("pk", flat=True)[:200]
@@ -47,14 +46,10 @@ def webhooks_retry_task() -> int:
 
 @shared_task
 def orders_reconcile_task() -> dict:
-    from wallet.services.topups import orders_reconcile
-
     return orders_reconcile()
 
 
 @shared_task
 def refunds_resume_task() -> dict:
     """Beat: finish admin refunds left pending by a process that died after recording them."""
-    from wallet.services.refunds import refunds_resume
-
     return refunds_resume()

@@ -1,15 +1,12 @@
+"""Admin pieces of the accounts app: the user forms, the status history. The user admin itself, which
+shows balances and onboards new users, is in synstar/admin.py (above the apps)."""
+
 from django import forms
-from django.contrib import admin, messages
-from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm as BaseUserChangeForm
-from django.db.models import OuterRef, Subquery
+from django.contrib import admin
+from django.contrib.auth.forms import AdminUserCreationForm
+from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 
 from synstar.accounts.models import User, UserStatusChange
-from synstar.accounts.services import user_status_set
-from synstar.errors import SynstarError
-from synstar.money import format_usd
-from wallet.admin import adjust_balance_action
-from wallet.models import Account
 
 
 class UserChangeForm(BaseUserChangeForm):
@@ -50,70 +47,6 @@ class StatusChangeInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
-
-
-@admin.register(User)
-class UserAdmin(BaseUserAdmin):
-    form = UserChangeForm
-    add_form = UserCreationForm
-    ordering = ["-date_joined"]
-    list_display = ["email", "country", "status", "review_reason", "balance_display", "is_staff", "date_joined"]
-    list_filter = ["status", "review_reason", "is_staff", "country"]
-    search_fields = ["email"]
-    readonly_fields = ["balance_display", "held_display", "status_note", "last_login", "date_joined"]
-    actions = [adjust_balance_action]
-    inlines = [StatusChangeInline]
-    fieldsets = (
-        (None, {"fields": ("email", "password")}),
-        ("Profile", {"fields": ("first_name", "last_name", "country")}),
-        ("Credit", {"fields": ("balance_display", "held_display")}),
-        ("Status", {"fields": ("status", "review_reason", "status_change_note", "status_note")}),
-        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
-        ("Dates", {"fields": ("last_login", "date_joined")}),
-    )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "country", "usable_password", "password1", "password2")}),)
-
-    def get_inline_instances(self, request, obj=None):
-        return super().get_inline_instances(request, obj) if obj else []
-
-    def get_queryset(self, request):
-        main = Account.objects.filter(user=OuterRef("pk"), kind=Account.Kind.MAIN)
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(main_balance=Subquery(main.values("balance")[:1]), main_held=Subquery(main.values("held")[:1]))
-        )
-
-    @admin.display(description="Balance", ordering="main_balance")
-    def balance_display(self, obj):
-        return f"${format_usd(getattr(obj, 'main_balance', None) or 0, grouping=True)}"
-
-    @admin.display(description="Frozen (held)")
-    def held_display(self, obj):
-        return f"${format_usd(getattr(obj, 'main_held', None) or 0, grouping=True)}"
-
-    def save_model(self, request, obj, form, change):
-        status_changed = change and {"status", "review_reason"} & set(form.changed_data)
-        if status_changed:
-            new_status, new_reason = obj.status, obj.review_reason
-            original = User.objects.get(pk=obj.pk)
-            obj.status, obj.review_reason = original.status, original.review_reason
-        super().save_model(request, obj, form, change)
-        if not change:
-            from synstar.accounts.services import user_signup_complete
-
-            user_signup_complete(user=obj)
-        if status_changed:
-            try:
-                user_status_set(
-                    user=obj,
-                    status=new_status,
-                    review_reason=new_reason,
-                    note=form.cleaned_data["status_change_note"],
-                    actor=request.user,
-                )
-            except SynstarError as exc:
-                messages.error(request, exc.message)
 
 
 @admin.register(UserStatusChange)

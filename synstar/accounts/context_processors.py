@@ -1,5 +1,7 @@
 from django.urls import reverse
 
+from synstar.accounts.selectors import account_policy_for
+
 # The console's navigation. Sections are added here as their pages land.
 NAVIGATION = [
     ("dashboard", "Dashboard", "console:dashboard"),
@@ -15,12 +17,15 @@ NAVIGATION = [
 
 def console(request):
     if not request.path.startswith(("/admin", "/api")):
+        user = getattr(request, "user", None)
+        policy = account_policy_for(user=user) if user is not None and user.is_authenticated else None
         active = getattr(request, "resolver_match", None)
         current = active.url_name if active else ""
         return {
             "console_nav": [
                 {"key": key, "label": label, "url": reverse(name), "active": name.endswith(f":{current}")}
                 for key, label, name in NAVIGATION
-            ]
+            ],
+            "account_policy": policy,
         }
     return {}

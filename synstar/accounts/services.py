@@ -4,28 +4,6 @@ from django.db import transaction
 
 from synstar.accounts.models import User, UserStatusChange
 from synstar.errors import InvalidRequest
-from wallet.services.ledger import signup_grant_issue
-
-
-@transaction.atomic
-def user_create(*, email: str, password: str | None, country: str = "", is_staff: bool = False, invite_code: str = "") -> User:
-    """A new account with its ledger accounts, the one-time signup grant and its inviter, if any."""
-    manager = User.objects
-    create = manager.create_superuser if is_staff else manager.create_user
-    user = create(email=email, password=password, country=country)
-    user_signup_complete(user=user, invite_code=invite_code)
-    return user
-
-
-def user_signup_complete(*, user: User, invite_code: str = "") -> None:
-    """Everything a new account gets: ledger accounts, the signup grant (once, by its key), an invite
-    code of its own, and who invited it."""
-    from referrals.services import invite_code_for, referral_record
-
-    signup_grant_issue(user=user)
-    invite_code_for(user=user)
-    if invite_code:
-        referral_record(invitee=user, code=invite_code)
 
 
 @transaction.atomic

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import time
 
-from synstar.accounts.management.commands.runstack import Command
+from synstar.management.commands.runstack import Command
 
 
 def test_runstack_prepares_beats_folder_and_beat_keeps_running(tmp_path, settings):

@@ -6,8 +6,8 @@ from django.core import mail
 from django.urls import reverse
 
 from synstar.accounts.models import User
-from synstar.accounts.services import user_signup_complete
 from synstar.money import usd
+from synstar.onboarding import user_signup_complete
 from wallet.models import Transaction
 from wallet.selectors.ledger import wallet_statistics
 

@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from synstar.api import CanReadAccount, IsSession, MoneyField
+from synstar.errors import InvalidRequest
 from wallet.models import TopUpOrder
 from wallet.services.topups import order_create
 
@@ -52,8 +53,6 @@ class BillListApi(APIView):
         wanted = request.query_params.get("status")
         if wanted:
             if wanted not in TopUpOrder.Status.values:
-                from synstar.errors import InvalidRequest
-
                 raise InvalidRequest(f"status must be one of {', '.join(TopUpOrder.Status.values)}.", code="invalid_status")
             orders = orders.filter(status=wanted)
         return Response(BillSerializer(orders[:200], many=True).data)

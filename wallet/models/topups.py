@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from synstar.money import format_usd
 from wallet.models.ledger import Transaction
 
 
@@ -29,8 +30,6 @@ class BonusRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        from synstar.money import format_usd
-
         bonus = f"+${format_usd(self.bonus_fixed)}" if self.bonus_fixed else f"+{self.bonus_percent.normalize()}%"
         return f"{self.get_match_display()} ${format_usd(self.amount)}: {bonus}"
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from synstar.accounts.selectors import REDEEM, account_policy_for
 from synstar.db import atomic_with_retry
 from synstar.errors import (
     Conflict,
@@ -225,7 +226,7 @@ def _redeem(*, user, raw_code: str, ip: str | None) -> Redemption:
 
 
 def _check_eligible(*, batch: CodeBatch, user) -> None:
-    if user.status == user.Status.SUSPENDED:
+    if not account_policy_for(user=user).allows(REDEEM):
         raise CodeNotEligible("Suspended accounts cannot redeem codes.")
     country = user.country.code if user.country else ""
     if batch.allowed_countries and country not in batch.allowed_countries:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from synstar.accounts.services import user_status_set
 from synstar.db import atomic_with_retry
 from synstar.errors import Conflict
 from synstar.money import (
@@ -31,7 +32,7 @@ from wallet.providers.base import (
     REFUND_SUCCEEDED,
 )
 from wallet.services.ledger import Line, main_account, posting_create, system_account_id
-from wallet.services.topups import REFUNDABLE
+from wallet.services.topups import REFUNDABLE, TOPUP_HOOKS
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +131,9 @@ def _refund_record(
 
 
 def _refund_followups(*, order: TopUpOrder, refund: Refund) -> None:
-    from referrals.services import reward_reverse
-
-    reward_reverse(order=order)
+    for hook in TOPUP_HOOKS.refunded:  # invite rewards reverse in proportion (referrals registers it)
+        hook(order=order)
     if refund.shortfall:
-        from synstar.accounts.services import user_status_set
-
         user_status_set(
             user=order.user, status="under_review", review_reason="payment", actor=None,
             note=f"{refund.get_source_display()} on order {order.order_no} returned ${format_usd(refund.shortfall, places=None)} "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from fractions import Fraction
 
@@ -14,8 +16,9 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from synstar.accounts.selectors import TOP_UP, account_action_check
 from synstar.db import atomic_with_retry
-from synstar.errors import Conflict, InvalidRequest, PermissionDenied
+from synstar.errors import Conflict, InvalidRequest
 from synstar.money import (
     InvalidAmount,
     format_usd,
@@ -40,6 +43,28 @@ PAYMENT_ACCOUNTS = {
     "airwallex": SystemAccount.PAYMENTS_AIRWALLEX,
     "sandbox": SystemAccount.PAYMENTS_SANDBOX,
 }
+
+
+@dataclass
+class TopUpHooks:
+    """What other apps do, in the same transaction, when a top-up completes or is refunded (or a refund is
+    undone). They register in their AppConfig.ready() (referrals: invite rewards accrue and reverse), so
+    the wallet never imports them; the hooks are called in registration order."""
+
+    completed: list[Callable[..., object]] = field(default_factory=list)
+    refunded: list[Callable[..., object]] = field(default_factory=list)
+
+
+TOPUP_HOOKS = TopUpHooks()
+
+
+def topup_hooks_register(*, completed: Callable[..., object] | None = None, refunded: Callable[..., object] | None = None) -> None:
+    """Register `completed(order=...)` and/or `refunded(order=...)`; registering the same function twice
+    is harmless."""
+    if completed is not None and completed not in TOPUP_HOOKS.completed:
+        TOPUP_HOOKS.completed.append(completed)
+    if refunded is not None and refunded not in TOPUP_HOOKS.refunded:
+        TOPUP_HOOKS.refunded.append(refunded)
 
 
 # Orders that were paid and credited: they can be refunded, and a late "paid" event changes nothing.
@@ -108,11 +133,8 @@ def _order_no() -> str:
 
 def order_create(*, user, amount: int, method_code: str, base_url: str = "") -> TopUpOrder:
     """Create a pending order and its checkout at the provider; returns the order with checkout_url."""
-    user.refresh_from_db(fields=["status", "review_reason", "country"])  # a review may have just started
-    if user.status == user.Status.SUSPENDED:
-        raise PermissionDenied("The account is suspended; contact support.", code="account_suspended")
-    if user.status == user.Status.UNDER_REVIEW and user.review_reason == user.ReviewReason.PAYMENT:
-        raise PermissionDenied("Top-ups are paused while the account is under payment review.", code="account_under_review")
+    account_action_check(user=user, action=TOP_UP)
+    user.refresh_from_db(fields=["country"])
     topup_validate(amount)
     available = {m.code: (m, p) for m, p in methods_for_user(user=user)}
     if method_code not in available:
@@ -165,10 +187,9 @@ def order_complete(*, order_id: int, amount_cents: int, currency: str, payment_i
 
 
 def _after_completion(order: TopUpOrder) -> None:
-    """What follows a completed top-up, in the same transaction: the inviter's reward."""
-    from referrals.services import reward_accrue
-
-    reward_accrue(order=order)
+    """What follows a completed top-up, in the same transaction: every registered hook (invite rewards)."""
+    for hook in TOPUP_HOOKS.completed:
+        hook(order=order)
 
 
 @atomic_with_retry

@@ -75,7 +75,9 @@ def _jsonable(payload):
 
 
 def _enqueue(event_pk: int) -> None:
-    from wallet.tasks import webhook_process_task
+    from wallet.tasks import (
+        webhook_process_task,  # a real cycle: the task module calls this service
+    )
 
     try:
         webhook_process_task.delay(event_pk)

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from synstar.accounts.selectors import TOP_UP, account_policy_for
 from synstar.errors import SynstarError
 from synstar.money import InvalidAmount, parse_usd, to_cents
 from wallet.models import TopUpOrder
@@ -46,6 +47,7 @@ def wallet_page(request):
     presets = [(p, bonus_for(p)) for p in topup_presets()]
     context = {
         "stats": wallet_statistics(user=request.user),
+        "topup_refusal": account_policy_for(user=request.user).refusal(TOP_UP),
         "presets": presets,
         "minimum": minimum,
         "maximum": maximum,
@@ -54,9 +56,6 @@ def wallet_page(request):
         "quote": _quote(request.GET.get("amount", "100")),
         "amount_value": request.GET.get("amount", "100"),
     }
-    from referrals.views import invite_context
-
-    context.update(invite_context(request))
     return render(request, "console/wallet.html", context)
 
 

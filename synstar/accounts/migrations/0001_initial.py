@@ -4,9 +4,10 @@ import django.db.models.deletion
 import django.db.models.functions.text
 import django.utils.timezone
 import django_countries.fields
-import synstar.accounts.models
 from django.conf import settings
 from django.db import migrations, models
+
+import synstar.accounts.models
 
 
 class Migration(migrations.Migration):

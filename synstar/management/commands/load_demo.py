@@ -4,9 +4,9 @@ from django.db import transaction
 
 from billing.demo import catalog_load, grant_discount_group
 from referrals.demo import reward_rule_load
-from wallet.demo import topup_config_load
 from synstar.accounts.models import User
-from synstar.accounts.services import user_create, user_signup_complete
+from synstar.onboarding import user_create, user_signup_complete
+from wallet.demo import topup_config_load
 
 DEMO_USERS = [
     # email, password, country, is_staff

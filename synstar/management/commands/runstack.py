@@ -10,7 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from synstar.accounts.management.commands.load_demo import DEMO_USERS
+from synstar.management.commands.load_demo import DEMO_USERS
 
 
 class Command(BaseCommand):

@@ -1,0 +1,78 @@
+"""The account-status policy: what an account in each status may do. One place, used by every service
+that holds, tops up, redeems or transfers, by the metering hot path (from the status columns it reads)
+and by the console's banner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from synstar.accounts.models import User
+from synstar.errors import PermissionDenied
+
+HOLD, TOP_UP, REDEEM, TRANSFER = "hold", "top_up", "redeem", "transfer"
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    status: str
+    review_reason: str = ""
+    is_active: bool = True
+
+    @property
+    def review_label(self) -> str:
+        return User.ReviewReason(self.review_reason).label.lower() if self.review_reason else "account"
+
+    def refusal(self, action: str) -> PermissionDenied | None:
+        """Why the account may not do `action` now, as the error to raise; None when it may."""
+        suspended = self.status == User.Status.SUSPENDED
+        review = self.status == User.Status.UNDER_REVIEW
+        if action == HOLD:
+            if suspended:
+                return PermissionDenied("The account is suspended; contact support.", code="account_suspended")
+            if review:
+                return PermissionDenied(f"The account is under {self.review_label} review; requests are paused.",
+                                        code="account_under_review", reason=self.review_reason)
+            if not self.is_active:
+                return PermissionDenied("The account is deactivated.", code="account_inactive")
+            return None
+        if action == TOP_UP:
+            if suspended:
+                return PermissionDenied("The account is suspended; contact support.", code="account_suspended")
+            if review and self.review_reason == User.ReviewReason.PAYMENT:
+                return PermissionDenied("Top-ups are paused while the account is under payment review.",
+                                        code="account_under_review")
+            return None
+        if action == REDEEM:
+            return PermissionDenied("Suspended accounts cannot redeem codes.", code="account_suspended") if suspended else None
+        if action == TRANSFER:
+            return (PermissionDenied("Suspended accounts cannot transfer proceeds.", code="account_suspended")
+                    if suspended else None)
+        raise ValueError(f"unknown action {action!r}")
+
+    def allows(self, action: str) -> bool:
+        return self.refusal(action) is None
+
+    @property
+    def banner(self) -> str:
+        """What the console says at the top of every page, or "" for an active account."""
+        if self.status == User.Status.SUSPENDED:
+            return "Your account is suspended. API requests and payments are disabled; contact support."
+        if self.status == User.Status.UNDER_REVIEW:
+            return f"Your account is under {self.review_label} review. API requests are paused until the review ends."
+        return ""
+
+
+def account_policy(*, status: str, review_reason: str = "", is_active: bool = True) -> AccountPolicy:
+    return AccountPolicy(status=status, review_reason=review_reason or "", is_active=is_active)
+
+
+def account_policy_for(*, user: User) -> AccountPolicy:
+    return account_policy(status=user.status, review_reason=user.review_reason, is_active=user.is_active)
+
+
+def account_action_check(*, user: User, action: str) -> None:
+    """Raise the refusal if the account may not do `action` (reads the status as it is now)."""
+    user.refresh_from_db(fields=["status", "review_reason", "is_active"])  # a review may have just started
+    refusal = account_policy_for(user=user).refusal(action)
+    if refusal is not None:
+        raise refusal
