@@ -27,7 +27,7 @@ from wallet.providers.base import ProviderError
 from wallet.services.ledger import adjustment_create
 from wallet.services.redemptions import batch_generate
 from wallet.services.refunds import order_refund
-from wallet.tasks import webhook_process_task
+from wallet.services.webhooks import webhook_events_requeue
 
 
 @admin.register(Account)
@@ -280,11 +280,7 @@ class RefundAdmin(ReadOnlyAdmin):
 
 @admin.action(description="Reprocess selected events")
 def reprocess_action(modeladmin, request, queryset):
-    count = 0
-    for event in queryset.exclude(status=WebhookEvent.Status.PROCESSED):
-        WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.RECEIVED)
-        webhook_process_task.delay(event.pk)
-        count += 1
+    count = webhook_events_requeue(event_ids=queryset.values_list("pk", flat=True))
     modeladmin.message_user(request, f"Queued {count} event(s) for processing (processed events are skipped).")
 
 

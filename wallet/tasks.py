@@ -1,13 +1,11 @@
 import logging
 
 from celery import shared_task
-from django.utils import timezone
 
-from wallet.models import WebhookEvent
 from wallet.selectors.ledger import ledger_problems
 from wallet.services.refunds import refunds_resume
 from wallet.services.topups import orders_reconcile
-from wallet.services.webhooks import webhook_process
+from wallet.services.webhooks import webhook_events_retry, webhook_process
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +33,7 @@ def webhook_process_task(self, event_pk: int) -> None:
 @shared_task
 def webhooks_retry_task() -> int:
     """Beat: requeue failed events (and any stuck in received) for another attempt, up to 10 each."""
-    stale = timezone.now() - timezone.timedelta(minutes=2)
-    pks = list(
-        WebhookEvent.objects.filter(status__in=["failed", "received"], attempts__lt=10, received_at__lt=stale).values_list("pk", flat=True)[:200]
-    )
-    for pk in pks:
-        webhook_process_task.delay(pk)
-    return len(pks)
+    return webhook_events_retry()
 
 
 @shared_task

@@ -286,3 +286,4 @@ def _orders_without_checkout_close(*, cutoff, now) -> int:
     return TopUpOrder.objects.filter(status=TopUpOrder.Status.PENDING, checkout_id="", created_at__lte=cutoff).update(
         status=TopUpOrder.Status.CANCELLED, failure_reason="No checkout was created for this order.", closed_at=now
     )
+

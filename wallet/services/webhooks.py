@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -10,14 +11,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from synstar.errors import InvalidRequest, NotFound
-from synstar.money import (
-    from_cents,
-)
+from synstar.money import from_cents, to_cents
 from wallet import providers
 from wallet.models import (
     TopUpOrder,
     WebhookEvent,
 )
+from wallet.providers import sandbox_client
 from wallet.providers.base import (
     CANCELLED,
     DISPUTE_LOST,
@@ -184,3 +184,49 @@ def webhook_process(*, event_pk: int) -> WebhookEvent:
         raise
 
 
+
+
+def webhook_events_requeue(*, event_ids) -> int:
+    """Admin's "reprocess": put the chosen events (never a processed one) back to received and queue them."""
+    pks = list(WebhookEvent.objects.filter(pk__in=list(event_ids)).exclude(status=WebhookEvent.Status.PROCESSED)
+               .values_list("pk", flat=True))
+    WebhookEvent.objects.filter(pk__in=pks).exclude(status=WebhookEvent.Status.PROCESSED).update(status=WebhookEvent.Status.RECEIVED)
+    for pk in pks:
+        _enqueue(pk)
+    return len(pks)
+
+
+def webhook_events_retry(*, stale_after: timedelta = timedelta(minutes=2), max_attempts: int = 10, limit: int = 200) -> int:
+    """Beat: queue failed events, and any stuck in received, for another attempt (up to `max_attempts` each)."""
+    stale = timezone.now() - stale_after
+    pks = list(
+        WebhookEvent.objects.filter(status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.RECEIVED],
+                                    attempts__lt=max_attempts, received_at__lt=stale).values_list("pk", flat=True)[:limit]
+    )
+    for pk in pks:
+        _enqueue(pk)
+    return len(pks)
+
+
+SANDBOX_OUTCOMES = {"pay": "payment.succeeded", "fail": "payment.failed", "cancel": "payment.cancelled"}
+
+
+def sandbox_checkout_find(*, user, checkout_id: str) -> TopUpOrder:
+    """The user's own order behind a sandbox checkout page (only while the sandbox stands in)."""
+    order = TopUpOrder.objects.filter(checkout_id=checkout_id, provider="sandbox", user=user).first()
+    if not providers.sandbox_enabled() or order is None:
+        raise NotFound("No such sandbox checkout.", code="checkout_not_found")
+    return order
+
+
+def sandbox_checkout_answer(*, user, checkout_id: str, outcome: str) -> TopUpOrder | None:
+    """The sandbox page's pay / decline / cancel: sends the signed event the sandbox provider would, into the
+    same path as a provider's POST (signature check, stored once, processed by Celery). None if the order is
+    no longer pending or the outcome is unknown."""
+    order = sandbox_checkout_find(user=user, checkout_id=checkout_id)
+    event_type = SANDBOX_OUTCOMES.get(outcome)
+    if order.status != TopUpOrder.Status.PENDING or event_type is None:
+        return None
+    body = sandbox_client.event_build(event_type=event_type, order=order, amount_cents=to_cents(order.amount))
+    webhook_receive(provider="sandbox", body=body, headers={sandbox_client.HEADER: sandbox_client.sign(body)})
+    return order

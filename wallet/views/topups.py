@@ -11,12 +11,11 @@ from django.views.decorators.http import require_POST
 
 from synstar.accounts.selectors import TOP_UP, account_policy_for
 from synstar.errors import SynstarError
-from synstar.money import InvalidAmount, parse_usd, to_cents
+from synstar.money import InvalidAmount, parse_usd
 from wallet.models import TopUpOrder
 from wallet.providers import (
     ProviderError,
     airwallex_client,
-    sandbox_client,
     sandbox_enabled,
 )
 from wallet.selectors.ledger import wallet_statistics
@@ -28,7 +27,7 @@ from wallet.services.topups import (
     topup_presets,
     topup_validate,
 )
-from wallet.services.webhooks import webhook_receive
+from wallet.services.webhooks import sandbox_checkout_answer, sandbox_checkout_find
 
 
 def _quote(raw: str) -> dict:
@@ -105,18 +104,14 @@ BILLS_PAGE = 50
 @login_required
 def sandbox_checkout(request, checkout_id: str):
     """The sandbox provider's hosted page. Clearly labelled; no money moves."""
-    if not sandbox_enabled():
-        raise Http404("The sandbox provider is off.")
-    order = TopUpOrder.objects.filter(checkout_id=checkout_id, provider="sandbox", user=request.user).first()
-    if order is None:
-        raise Http404("No such sandbox checkout.")
-    if request.method == "POST" and order.status == TopUpOrder.Status.PENDING:
-        event_type = {"pay": "payment.succeeded", "fail": "payment.failed", "cancel": "payment.cancelled"}.get(request.POST.get("outcome"))
-        if event_type:
-            body = sandbox_client.event_build(event_type=event_type, order=order, amount_cents=to_cents(order.amount))
-            # The same path as a provider's POST: signature check, store once, Celery.
-            webhook_receive(provider="sandbox", body=body, headers={sandbox_client.HEADER: sandbox_client.sign(body)})
-            return redirect(f"/bills/?{'paid' if event_type == 'payment.succeeded' else 'cancelled'}={order.order_no}")
+    try:
+        order = sandbox_checkout_find(user=request.user, checkout_id=checkout_id)
+    except SynstarError:
+        raise Http404("No such sandbox checkout.") from None
+    if request.method == "POST":
+        outcome = request.POST.get("outcome", "")
+        if sandbox_checkout_answer(user=request.user, checkout_id=checkout_id, outcome=outcome) is not None:
+            return redirect(f"/bills/?{'paid' if outcome == 'pay' else 'cancelled'}={order.order_no}")
     return render(request, "console/sandbox_checkout.html", {"order": order})
 
 
