@@ -34,6 +34,8 @@ os.environ.update(
     CELERY_BROKER_URL=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13"),
     CACHE_URL=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/12"),
     DEBUG="false",
+    SECRET_KEY=os.environ.get("SECRET_KEY", "bench-only-secret-key-not-for-production-0123456789"),
+    ALLOWED_HOSTS=os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost"),
     LOG_LEVEL="WARNING",
     DJANGO_SETTINGS_MODULE="synstar.settings",
     METERING_HOLD_TTL_SECONDS="3600",
@@ -160,7 +162,7 @@ def capture_request_sql(fx: dict, seeded: dict) -> tuple[str, dict]:
     """Run one hold + report + settle for the first seeded token and capture every statement."""
     from bench.sqlcapture import capture, pgbench_script
     from billing.keys import key_hash
-    from billing.models import Generation, GatewayKey
+    from billing.models import GatewayKey, Generation
     from billing.pricing import Usage
     from billing.services import generation_settle, metering_hold, metering_report
     from wallet.models import Hold
@@ -511,7 +513,7 @@ def print_table(r: dict) -> None:
     print("-" * 78)
 
     def row(name, value):
-        print("{:<62} {:>14}".format(name, value))
+        print(f"{name:<62} {value:>14}")
 
     for k, v in r.get("baselines", {}).items():
         row(k, v)

@@ -37,8 +37,10 @@ def _n(prices, key):
 
 
 def catalog_load() -> None:
-    for order, (name, display, provider, category, billing_type, p) in enumerate(CATALOG):
-        ModelPrice.objects.update_or_create(
+    """Demo data once: each table is filled only while it is empty, so a price, tier or group an operator
+    edited or deleted in admin stays as they left it."""
+    for order, (name, display, provider, category, billing_type, p) in enumerate(CATALOG if not ModelPrice.objects.exists() else []):
+        ModelPrice.objects.get_or_create(
             name=name,
             defaults={
                 "display_name": display,
@@ -60,16 +62,18 @@ def catalog_load() -> None:
                 "sort_order": order,
             },
         )
-    standard, _ = BillingTier.objects.update_or_create(
+    if TokenGroup.objects.exists():
+        return
+    standard, _ = BillingTier.objects.get_or_create(
         name="standard", defaults={"rate": Decimal("1.0"), "description": "Listed prices"}
     )
-    discount, _ = BillingTier.objects.update_or_create(
+    discount, _ = BillingTier.objects.get_or_create(
         name="discount-0.3", defaults={"rate": Decimal("0.3"), "description": "30% of listed prices"}
     )
-    TokenGroup.objects.update_or_create(
+    TokenGroup.objects.get_or_create(
         name="default", defaults={"tier": standard, "is_public": True, "is_default": True, "description": "Listed prices, open to everyone"}
     )
-    TokenGroup.objects.update_or_create(
+    TokenGroup.objects.get_or_create(
         name="discount", defaults={"tier": discount, "is_public": False, "description": "x0.3, for invited accounts"}
     )
 

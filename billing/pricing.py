@@ -40,7 +40,7 @@ class Usage:
     cached_tokens: int = 0
     units: Decimal = Decimal(0)
 
-    def validate(self) -> "Usage":
+    def validate(self) -> Usage:
         for name in ("input_tokens", "output_tokens", "cached_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:

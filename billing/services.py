@@ -21,10 +21,10 @@ from billing.keys import key_generate, key_hash, key_kind, key_prefix
 from billing.models import ApiToken, GatewayKey, Generation, ModelPrice, TokenGroup
 from billing.pricing import Usage, charge, estimate_usage, hold_amount, hold_bound
 from billing.selectors import group_allowed
+from synstar.accounts.models import User
 from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
 from synstar.money import format_usd, parse_usd
-from synstar.accounts.models import User
 from wallet.models import SystemAccount
 from wallet.services.ledger import hold_refusal, hold_release, system_account_id
 

@@ -12,6 +12,7 @@ from billing import urls as billing
 from referrals import urls as referrals
 from synstar import views as shell
 from synstar.accounts import views as account_views
+from synstar.health import HealthView
 from wallet import urls as wallet
 
 console_patterns = [
@@ -38,7 +39,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     *wallet.webhook_urlpatterns,
-    path("healthz", shell.healthz, name="healthz"),
+    path("healthz", shell.healthz, name="healthz"),  # liveness: the process answers, nothing else is touched
+    # readiness, for load balancers: the database, the cache and the task broker answer
+    path("health/", HealthView.as_view(), name="health"),
     # Unknown API paths answer in the one error shape, whatever DEBUG says.
     re_path(r"^(api|v1|webhooks)/", shell.not_found),
 ]

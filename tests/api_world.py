@@ -14,8 +14,8 @@ from referrals.services import invite_code_for, referral_record
 from synstar.money import usd
 from tests.factories import make_user
 from wallet.demo import topup_config_load
-from wallet.services.topups import order_complete, order_create
 from wallet.services.redemptions import batch_generate
+from wallet.services.topups import order_complete, order_create
 
 
 @dataclass

@@ -22,12 +22,14 @@ METHODS = [
 
 
 def topup_config_load() -> None:
-    for match, amount, fixed, percent in BONUS_RULES:
-        BonusRule.objects.update_or_create(
+    """Demo data once: each table is filled only while it is empty, so a row an operator edited or deleted in
+    admin stays as they left it."""
+    for match, amount, fixed, percent in BONUS_RULES if not BonusRule.objects.exists() else []:
+        BonusRule.objects.get_or_create(
             match=match, amount=usd(amount), defaults={"bonus_fixed": usd(fixed), "bonus_percent": Decimal(percent)}
         )
-    for order, (code, name, provider, provider_method, countries) in enumerate(METHODS):
-        PaymentMethod.objects.update_or_create(
+    for order, (code, name, provider, provider_method, countries) in enumerate(METHODS if not PaymentMethod.objects.exists() else []):
+        PaymentMethod.objects.get_or_create(
             code=code,
             defaults={"name": name, "provider": provider, "provider_method": provider_method, "countries": countries, "sort_order": order},
         )

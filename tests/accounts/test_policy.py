@@ -27,10 +27,10 @@ def test_policy_table(status, reason, active, allowed):
 
 @pytest.mark.django_db
 def test_services_and_pages_follow_the_policy(client, admin_user, settings):
-    from wallet.demo import topup_config_load
-    from wallet.services.topups import order_create
     from synstar.errors import PermissionDenied
     from synstar.money import usd
+    from wallet.demo import topup_config_load
+    from wallet.services.topups import order_create
 
     topup_config_load()
     user = make_user()

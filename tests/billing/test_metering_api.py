@@ -150,7 +150,7 @@ def test_report_validation_and_other_gateways(client, gateway, funded):
 def test_usage_api_filters_and_keyset_pages(client, gateway, funded, make_token):
     user, token = funded
     other = make_token(user, name="other")
-    for i in range(5):
+    for _i in range(5):
         post(client, "/api/v1/metering/holds", {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 10}, gateway.raw_key)
     post(client, "/api/v1/metering/holds", {"token": other.raw_key, "model": "gpt-4o-mini", "input_tokens": 10}, gateway.raw_key)
     ApiToken.objects.filter(pk=token.pk).update(can_read_account=True)  # sees every token's requests

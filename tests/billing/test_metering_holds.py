@@ -5,7 +5,8 @@ import json
 from decimal import ROUND_DOWN, Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from billing.models import ApiToken, Generation, ModelPrice, TokenGroup

@@ -11,7 +11,7 @@ import re
 import secrets
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -216,7 +216,7 @@ class FakeAirwallex(_Server):
             token = secrets.token_hex(16)
             self.tokens[token] = time.time() + self.token_ttl
             self.logins += 1
-            expires = datetime.fromtimestamp(self.tokens[token], tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+            expires = datetime.fromtimestamp(self.tokens[token], tz=UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
             return 201, {"token": token, "expires_at": expires}
         auth = headers.get("Authorization") or ""
         token = auth.removeprefix("Bearer ")

@@ -14,9 +14,9 @@ from tests.conftest import run_concurrently
 from tests.factories import make_user
 from wallet.demo import topup_config_load
 from wallet.models import Transaction
+from wallet.selectors.ledger import wallet_statistics
 from wallet.services.refunds import order_refund
 from wallet.services.topups import order_complete, order_create
-from wallet.selectors.ledger import wallet_statistics
 
 SIGNUP = {"password1": "a long passphrase 42", "password2": "a long passphrase 42", "country": "US"}
 

@@ -10,13 +10,22 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule, run_state_machine_as_test
 
 from synstar.errors import AccountInDebt, Conflict, InsufficientBalance
-from wallet.demo import topup_config_load
-from wallet.services.refunds import order_dispute, order_refund, refund_fail
-from wallet.services.topups import bonus_for, order_complete, order_create
 from tests.factories import make_user
+from wallet.demo import topup_config_load
 from wallet.models import SystemAccount
 from wallet.selectors.ledger import ledger_problems, wallet_statistics
-from wallet.services.ledger import HoldClosed, adjustment_create, credit_create, debit_create, hold_place, hold_release, hold_settle, main_account
+from wallet.services.ledger import (
+    HoldClosed,
+    adjustment_create,
+    credit_create,
+    debit_create,
+    hold_place,
+    hold_release,
+    hold_settle,
+    main_account,
+)
+from wallet.services.refunds import order_dispute, order_refund, refund_fail
+from wallet.services.topups import bonus_for, order_complete, order_create
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ import pytest
 from synstar.money import usd
 from tests.factories import make_user
 from wallet.models import TopUpOrder
-from wallet.services.topups import order_complete, order_create
 from wallet.providers import ProviderError, airwallex_client
+from wallet.services.topups import order_complete, order_create
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_airwallex_requests_are_json_with_a_pinned_version_and_uuid4_request_ids
     airwallex_client.refund_create(order, amount_cents=2000, idempotency_key="refund-b")
 
     assert fake_airwallex.requests, "nothing reached the stand-in"
-    for method, path, raw, headers in fake_airwallex.requests:
+    for _method, path, _raw, headers in fake_airwallex.requests:
         assert headers["x-api-version"] == settings.AIRWALLEX_API_VERSION == "2024-06-30", path
         assert headers["content-type"] == "application/json", path
     writes = [json.loads(raw) for _, _, raw, _ in _json_posts(fake_airwallex)]

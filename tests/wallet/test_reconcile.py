@@ -11,8 +11,8 @@ from synstar.money import usd
 from tests.conftest import run_concurrently
 from tests.factories import make_user
 from wallet.models import TopUpOrder, Transaction
-from wallet.services.topups import order_create, orders_reconcile
 from wallet.selectors.ledger import wallet_statistics
+from wallet.services.topups import order_create, orders_reconcile
 
 pytestmark = pytest.mark.django_db
 

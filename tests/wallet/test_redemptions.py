@@ -11,8 +11,20 @@ from synstar.money import usd
 from tests.conftest import run_concurrently
 from tests.factories import make_user
 from wallet.models import Redemption, RedemptionCode, Transaction
-from wallet.services.redemptions import ALPHABET, CodeAlreadyRedeemed, CodeCountryNotAllowed, CodeDisabled, CodeExpired, CodeNotEligible, CodeNotFound, CodeUsedUp, batch_generate, code_hash, code_redeem
 from wallet.selectors.ledger import wallet_statistics
+from wallet.services.redemptions import (
+    ALPHABET,
+    CodeAlreadyRedeemed,
+    CodeCountryNotAllowed,
+    CodeDisabled,
+    CodeExpired,
+    CodeNotEligible,
+    CodeNotFound,
+    CodeUsedUp,
+    batch_generate,
+    code_hash,
+    code_redeem,
+)
 
 
 def generate(admin, **kwargs):

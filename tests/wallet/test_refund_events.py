@@ -22,11 +22,10 @@ from tests.conftest import run_concurrently
 from tests.factories import make_user
 from tests.wallet.test_webhooks import deliver_airwallex, deliver_stripe
 from wallet.models import Refund, TopUpOrder, WebhookEvent
+from wallet.selectors.ledger import wallet_statistics
 from wallet.services.refunds import NothingRefundable, order_refund, refunds_resume
 from wallet.services.topups import order_complete, order_create
 from wallet.services.webhooks import webhook_process
-from wallet.selectors.ledger import wallet_statistics
-
 
 pytestmark = pytest.mark.django_db
 

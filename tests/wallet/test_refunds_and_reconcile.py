@@ -8,11 +8,11 @@ from synstar.money import usd
 from tests.factories import make_user
 from tests.wallet.test_webhooks import deliver_airwallex, deliver_stripe
 from wallet.models import Refund, SystemAccount, TopUpOrder, Transaction, WebhookEvent
+from wallet.selectors.ledger import wallet_statistics
+from wallet.services.ledger import debit_create
 from wallet.services.refunds import order_refund
 from wallet.services.topups import order_complete, order_create, orders_reconcile
 from wallet.services.webhooks import webhook_process
-from wallet.selectors.ledger import wallet_statistics
-from wallet.services.ledger import debit_create
 
 pytestmark = pytest.mark.django_db
 

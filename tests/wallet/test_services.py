@@ -9,7 +9,17 @@ from synstar.money import usd
 from tests.factories import fund, make_user
 from wallet.models import Account, Entry, Hold, SystemAccount, Transaction
 from wallet.selectors.ledger import wallet_statistics
-from wallet.services.ledger import HoldClosed, IdempotencyConflict, adjustment_create, credit_create, debit_create, hold_place, hold_release, hold_settle, main_account
+from wallet.services.ledger import (
+    HoldClosed,
+    IdempotencyConflict,
+    adjustment_create,
+    credit_create,
+    debit_create,
+    hold_place,
+    hold_release,
+    hold_settle,
+    main_account,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,8 @@ from synstar.errors import InvalidRequest, PermissionDenied
 from synstar.money import InvalidAmount, usd
 from tests.factories import make_user
 from wallet.models import TopUpOrder
-from wallet.services.topups import bonus_for, methods_for_user, order_complete, order_create
 from wallet.selectors.ledger import wallet_statistics
+from wallet.services.topups import bonus_for, methods_for_user, order_complete, order_create
 
 pytestmark = pytest.mark.django_db
 

@@ -8,13 +8,14 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from synstar.errors import NotFound
 from synstar.money import usd
 from tests.conftest import run_concurrently
 from tests.factories import make_user
 from wallet.models import TopUpOrder, Transaction, WebhookEvent
+from wallet.selectors.ledger import wallet_statistics
 from wallet.services.topups import order_create
 from wallet.services.webhooks import webhook_process
-from wallet.selectors.ledger import wallet_statistics
 
 
 def deliver_stripe(fake, body, **headers):
@@ -161,7 +162,7 @@ def test_failed_event_is_retried_by_a_redelivery_and_then_succeeds(fake_stripe, 
     deliver_stripe(fake_stripe, body)
     event = WebhookEvent.objects.get()
     TopUpOrder.objects.filter(pk=order.pk).update(provider="airwallex")  # the handler will not find it
-    with pytest.raises(Exception):
+    with pytest.raises(NotFound):
         webhook_process(event_pk=event.pk)
     assert WebhookEvent.objects.get().status == "failed"
     TopUpOrder.objects.filter(pk=order.pk).update(provider="stripe")  # fixed by an operator
