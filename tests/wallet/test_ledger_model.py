@@ -162,12 +162,12 @@ class LedgerModel(RuleBasedStateMachine):
         order_complete(order_id=order.pk, amount_cents=int(usd(dollars) // 10_000_000), currency="usd")
         bonus = bonus_for(usd(dollars))
         self.balance[user.pk] += usd(dollars) + bonus
-        self.order_state[order.pk] = [user.pk, usd(dollars), bonus]
+        self.order_state[order.pk] = [user.pk, usd(dollars), bonus, 0, bonus]  # user, base left, bonus left, cash out, bonus
         return order.pk
 
     @rule(target=refunds, order_id=orders, cents=st.one_of(st.none(), st.integers(1, 300_000)))
     def refund(self, order_id, cents):
-        pk, base_left, bonus_left = self.order_state[order_id]
+        pk, base_left, bonus_left, cash_out, bonus_total = self.order_state[order_id]
         cash = None if cents is None else cents * 10_000_000
         available = max(self.available(pk), 0)
         bonus_take = min(bonus_left, available)
@@ -180,8 +180,16 @@ class LedgerModel(RuleBasedStateMachine):
             return None
         assert (refund.status, refund.bonus_removed, refund.base_removed) == ("succeeded", bonus_take, base_take)
         self.balance[pk] -= bonus_take + base_take
-        self.order_state[order_id] = [pk, base_left - base_take, bonus_left - bonus_take]
+        self.order_state[order_id] = [pk, base_left - base_take, bonus_left - bonus_take, cash_out + base_take, bonus_total]
         return refund.pk
+
+    def _restore(self, order_id, *, base, cash):
+        """A refund or dispute undone: its base credits come back; the bonus comes back once no money is out."""
+        pk, base_left, bonus_left, cash_out, bonus_total = self.order_state[order_id]
+        cash_out -= cash
+        bonus_back = bonus_total - bonus_left if cash_out == 0 else 0
+        self.balance[pk] += base + bonus_back
+        self.order_state[order_id] = [pk, base_left + base, bonus_left + bonus_back, cash_out, bonus_total]
 
     @rule(refund_id=refunds, twice=st.booleans())
     def refund_fails(self, refund_id, twice):
@@ -196,15 +204,13 @@ class LedgerModel(RuleBasedStateMachine):
         assert refund.status == "failed"
         if before.status == "failed":
             return
-        pk, base_left, bonus_left = self.order_state[refund.order_id]
-        self.balance[pk] += refund.base_removed + refund.bonus_removed
-        self.order_state[refund.order_id] = [pk, base_left + refund.base_removed, bonus_left + refund.bonus_removed]
+        self._restore(refund.order_id, base=refund.base_removed, cash=refund.requested)
 
     @rule(order_id=orders, cents=st.integers(1, 300_000), won_later=st.booleans())
     def dispute(self, order_id, cents, won_later):
         """A chargeback takes `cents` back (bonus first, then base up to what is available; the rest is a
         shortfall); a won dispute gives back exactly what it took, once."""
-        pk, base_left, bonus_left = self.order_state[order_id]
+        pk, base_left, bonus_left, cash_out, bonus_total = self.order_state[order_id]
         available = max(self.available(pk), 0)
         bonus_take = min(bonus_left, available)
         base_take = max(min(cents * 10_000_000, base_left, available - bonus_take), 0)
@@ -212,6 +218,7 @@ class LedgerModel(RuleBasedStateMachine):
         refund = order_dispute(order_id=order_id, provider="stripe", dispute_id=dispute_id, lost=True, cash=cents * 10_000_000)
         assert (refund.bonus_removed, refund.base_removed) == (bonus_take, base_take)
         self.balance[pk] -= bonus_take + base_take
+        self.order_state[order_id] = [pk, base_left - base_take, bonus_left - bonus_take, cash_out + cents * 10_000_000, bonus_total]
         if refund.shortfall:  # the account went under payment review; an operator clears it
             from synstar.accounts.services import user_status_set
 
@@ -222,9 +229,7 @@ class LedgerModel(RuleBasedStateMachine):
         if won_later:
             for _ in range(2):
                 order_dispute(order_id=order_id, provider="stripe", dispute_id=dispute_id, lost=False, cash=None)
-            self.balance[pk] += bonus_take + base_take
-        else:
-            self.order_state[order_id] = [pk, base_left - base_take, bonus_left - bonus_take]
+            self._restore(order_id, base=base_take, cash=cents * 10_000_000)
 
     @invariant()
     def matches_model(self):

@@ -281,7 +281,7 @@ def test_worker_killed_around_the_provider_call_loses_nothing_and_refunds_once(f
         process(stripe_event(fake_stripe, "charge.refunded",
                              fake_stripe.charge(order.payment_id, amount=10000, amount_refunded=5000)))
         assert balance(user) == usd("50")
-    assert refunds_resume(older_than=__import__("datetime").timedelta(0)) == {"succeeded": 1, "failed": 0, "pending": 0}
+    assert refunds_resume(older_than=__import__("datetime").timedelta(0)) == {"succeeded": 1, "failed": 0, "pending": 0, "stale": 0}
     refund.refresh_from_db()
     assert refund.status == "succeeded" and refund.provider_refund_id.startswith("re_")
     assert len(fake_stripe.refunds) == 1  # the same idempotency key: Stripe made one refund

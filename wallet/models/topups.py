@@ -85,6 +85,9 @@ class TopUpOrder(models.Model):
     refunded_amount = models.BigIntegerField(default=0, help_text="nanos of base credits removed by refunds")
     cash_refunded = models.BigIntegerField(default=0, help_text="nanos of money returned to the payer")
     bonus_clawed = models.BigIntegerField(default=0, help_text="nanos of bonus clawed back")
+    refund_seen = models.BigIntegerField(
+        default=0, help_text="nanos: the largest cumulative refunded figure the provider has reported for this order"
+    )
     refund_watermark = models.BigIntegerField(
         default=0,
         help_text="nanos of the provider's cumulative refunded figure already accounted for (our own refunds "

@@ -299,7 +299,7 @@ def _dispute(action: str):
         return ProviderEvent(
             action=action, payment_id=obj.get("payment_intent_id"), order_no=obj.get("merchant_order_id"),
             refund_cents=_cents(obj["amount"]) if obj.get("amount") is not None else None,
-            dispute_id=obj.get("id"), currency=(obj.get("currency") or "").lower(),
+            dispute_id=obj.get("id"), dispute_stage=str(obj.get("stage") or "").upper(), currency=(obj.get("currency") or "").lower(),
         )
 
     return parse

@@ -84,4 +84,5 @@ class ProviderEvent:
     refund_counts: bool = False
     # Disputes: the provider's dispute id and the amount in dispute.
     dispute_id: str | None = None
+    dispute_stage: str = ""  # Airwallex: CHARGEBACK, PRE_ARBITRATION, ... (a dispute won at one stage can be lost at the next)
     extra: dict = field(default_factory=dict)

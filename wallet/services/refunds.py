@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Sum
 from django.utils import timezone
 
 from synstar.accounts.services import user_status_set
@@ -49,6 +50,10 @@ logger = logging.getLogger(__name__)
 # one refund object (Airwallex: counted once by its id). Failed refunds and won disputes give the
 # removed credits back, once.
 
+# Stripe keeps an idempotency key for 24 hours; after that, asking again could make a second refund.
+REFUND_RESUME_MAX_AGE = timedelta(hours=23)
+
+
 class NothingRefundable(Conflict):
     code = "nothing_refundable"
     default_message = "Nothing left to refund: the order's credits were used or already refunded."
@@ -76,8 +81,9 @@ def _order_counters_add(order: TopUpOrder, *, base: int, bonus: int, cash: int, 
     """Apply a refund (positive) or a restore (negative) to the locked order's counters and status."""
     order.refunded_amount += base
     order.bonus_clawed += bonus
-    order.cash_refunded = max(order.cash_refunded + cash, 0)
-    order.refund_watermark = max(order.refund_watermark + watermark, 0)
+    order.cash_refunded += cash
+    order.refund_watermark += watermark
+    assert order.cash_refunded >= 0 and order.refund_watermark >= 0, f"refund counters of {order.order_no} went negative"
     order.status = _refund_status(amount=order.amount, cash_refunded=order.cash_refunded)
     order.save(update_fields=["refunded_amount", "bonus_clawed", "cash_refunded", "refund_watermark", "status"])
 
@@ -122,7 +128,7 @@ def _refund_record(
     _order_counters_add(order, base=base_take, bonus=bonus_take, cash=cash_out, watermark=cash_out if admin else watermark)
     refund = Refund.objects.create(
         order=order, source=source, status=status, key=key, provider_key=provider_key,
-        requested=cash_out if not admin else (cash or base_take), base_removed=base_take, bonus_removed=bonus_take,
+        requested=cash_out, base_removed=base_take, bonus_removed=bonus_take,
         shortfall=shortfall, provider_refund_id=provider_refund_id, transaction=txn, actor=actor, reason=reason,
         closed_at=None if status == Refund.Status.PENDING else timezone.now(),
     )
@@ -142,13 +148,13 @@ def _refund_followups(*, order: TopUpOrder, refund: Refund) -> None:
 
 
 def _refund_restore(*, order: TopUpOrder, account: Account, refund: Refund, status: str, reason: str,
-                    base: int | None = None, bonus: int | None = None, cash: int | None = None,
-                    undo_watermark: bool = False) -> Refund:
-    """Under the order and account locks: give back what `refund` removed (or `base` and `bonus` for a
-    provider refund counted only through a cumulative figure), once; the refund becomes `status`."""
+                    base: int | None = None, cash: int | None = None, undo_watermark: bool = False) -> Refund:
+    """Under the order and account locks: give back what `refund` removed (or `base` for a provider refund
+    counted only through a cumulative figure), once; the refund becomes `status`. The order's clawed-back
+    bonus comes back only when no money is out on the order any more (it went with the first refund)."""
     base = refund.base_removed if base is None else base
-    bonus = refund.bonus_removed if bonus is None else bonus
     cash = refund.requested if cash is None else cash
+    bonus = order.bonus_clawed if order.cash_refunded - cash <= 0 else 0
     txn = None
     if base or bonus:
         lines = [Line(account.pk, base + bonus)]
@@ -158,13 +164,25 @@ def _refund_restore(*, order: TopUpOrder, account: Account, refund: Refund, stat
             lines.append(Line(system_account_id(SystemAccount.REFUNDS), -base))
         what = "Dispute won" if status == Refund.Status.REVERSED else "Refund failed"
         txn = posting_create(kind=Transaction.Kind.REFUND_REVERSAL, idempotency_key=f"refund-restore:{refund.key}", lines=lines,
-                    description=f"{what}: credits of {order.order_no} restored", reason=reason)
+                             description=f"{what}: credits of {order.order_no} restored", reason=reason)
     _order_counters_add(order, base=-base, bonus=-bonus, cash=-cash, watermark=-cash if undo_watermark else 0)
     Refund.objects.filter(pk=refund.pk).update(
         status=status, base_restored=base, bonus_restored=bonus, restore_transaction=txn,
         failure_reason=reason[:255], closed_at=timezone.now(),
     )
     refund.refresh_from_db()
+    return refund
+
+
+def _recount_above_watermark(*, order: TopUpOrder, account: Account, key: str) -> Refund | None:
+    """What the provider's cumulative figure says beyond the watermark, counted now (after a refused refund
+    of ours lowered the watermark, a figure that was absorbed by it becomes new again)."""
+    new = order.refund_seen - order.refund_watermark
+    if new <= 0:
+        return None
+    account.refresh_from_db(fields=["balance", "held"])  # the restore before this changed them
+    refund = _refund_record(order=order, account=account, source=Refund.Source.PROVIDER, key=key, cash=new,
+                            status=Refund.Status.SUCCEEDED, reason=f"{order.provider} refund", watermark=new)
     return refund
 
 
@@ -235,8 +253,11 @@ def refund_fail(*, refund_id: int, reason: str, refused: bool = False) -> Refund
     if refund.status in (Refund.Status.FAILED, Refund.Status.REVERSED):
         return refund
     account = _account_lock(order)
-    return _refund_restore(order=order, account=account, refund=refund, status=Refund.Status.FAILED, reason=reason,
-                           undo_watermark=refused)
+    refund = _refund_restore(order=order, account=account, refund=refund, status=Refund.Status.FAILED, reason=reason,
+                             undo_watermark=refused)
+    if refused:
+        _recount_above_watermark(order=order, account=account, key=f"{order.provider}:recount:{refund.key}")
+    return refund
 
 
 def order_refund(
@@ -259,7 +280,7 @@ def order_refund(
 
 @atomic_with_retry
 def _order_refund_provider(*, order_id: int, source: str, key: str, cash: int | None, reason: str,
-                           provider_refund_id: str = "") -> Refund:
+                           provider_refund_id: str = "", watermark: int = 0) -> Refund:
     order = _order_lock(order_id)
     existing = Refund.objects.filter(key=key).first()
     if existing is not None:
@@ -271,7 +292,7 @@ def _order_refund_provider(*, order_id: int, source: str, key: str, cash: int | 
         raise InvalidAmount("A provider refund needs a positive amount.")
     account = _account_lock(order)
     return _refund_record(order=order, account=account, source=source, key=key, cash=cash, status=Refund.Status.SUCCEEDED,
-                          provider_refund_id=provider_refund_id, reason=reason)
+                          provider_refund_id=provider_refund_id, reason=reason, watermark=watermark)
 
 
 @atomic_with_retry
@@ -279,15 +300,17 @@ def order_refund_total(*, order_id: int, total: int, key: str, reason: str) -> R
     """A cumulative refunded figure from the provider (Stripe `amount_refunded`): under the order's lock,
     only what lies above the order's watermark is new. Our own refunds raise the watermark when their
     intent is recorded, so their echo counts nothing, whichever commits first; two cumulative events give
-    the same result in either order."""
+    the same result in either order. The largest figure seen is kept, so that a refused refund of ours,
+    which lowers the watermark again, lets what it absorbed count."""
     order = _order_lock(order_id)
+    if total > order.refund_seen:
+        order.refund_seen = total
+        order.save(update_fields=["refund_seen"])
     new = total - order.refund_watermark
     if new <= 0:
         return None
     refund = _order_refund_provider(order_id=order_id, source=Refund.Source.PROVIDER, key=f"{key}:{total}", cash=new,
-                                    reason=reason)
-    order = TopUpOrder.objects.get(pk=order_id)
-    TopUpOrder.objects.filter(pk=order_id).update(refund_watermark=max(order.refund_watermark, total))
+                                    reason=reason, watermark=new)
     return refund
 
 
@@ -330,54 +353,71 @@ def order_refund_update(*, order_id: int, provider: str, refund_id: str, refund_
                                                       failure_reason=f"{provider}: failed before it was counted")
             marker.refresh_from_db()
             return marker
-        # Whether or not the cumulative figure counted it yet, the result is the same once it has: give back
-        # what was counted, and raise the watermark by the rest so that its late cumulative event counts nothing.
-        restorable = min(cash, order.refunded_amount)
+        # Counted (if at all) by a cumulative figure, with other dashboard refunds. Give back no more than those
+        # counted and not yet given back: the cash (shortfall included) and the base credits they removed; the
+        # rest was not counted yet, so the watermark rises by it and its late cumulative figure counts nothing.
+        pool = Refund.objects.filter(order=order, source=Refund.Source.PROVIDER).exclude(pk=marker.pk)
+        counted = pool.filter(status=Refund.Status.SUCCEEDED).aggregate(cash=Sum("requested"), base=Sum("base_removed"))
+        given = pool.filter(status=Refund.Status.FAILED, base_removed=0).aggregate(cash=Sum("requested"), base=Sum("base_restored"))
+        cash_left = (counted["cash"] or 0) - (given["cash"] or 0)
+        base_left = (counted["base"] or 0) - (given["base"] or 0)
+        restorable = max(min(cash, cash_left), 0)
         if cash > restorable:
             order.refund_watermark += cash - restorable
-            order.save(update_fields=["refund_watermark"])
-        # The bonus went with the first refund; it comes back when no money is out any more.
-        bonus = order.bonus_clawed if order.cash_refunded - restorable <= 0 else 0
+            order.refund_seen = max(order.refund_seen, order.refund_watermark)
+            order.save(update_fields=["refund_watermark", "refund_seen"])
+        Refund.objects.filter(pk=marker.pk).update(requested=restorable)
+        marker.refresh_from_db()
         return _refund_restore(order=order, account=account, refund=marker, status=Refund.Status.FAILED,
-                               reason=f"{provider}: the refund failed", base=restorable, bonus=bonus, cash=restorable)
+                               reason=f"{provider}: the refund failed", base=max(min(restorable, base_left), 0), cash=restorable)
     return None
 
 
 @atomic_with_retry
-def order_dispute(*, order_id: int, provider: str, dispute_id: str, lost: bool, cash: int | None) -> Refund | None:
-    """A dispute moved money: lost (money left: claw back, once) or won (money came back: restore, once).
-    A win that arrives before the loss leaves the dispute closed, so the late loss changes nothing."""
-    key = f"{provider}:dispute:{dispute_id}"
+def order_dispute(*, order_id: int, provider: str, dispute_id: str, lost: bool, cash: int | None, stage: str = "") -> Refund | None:
+    """A dispute moved money: lost (money left: claw back, once per stage) or won (money came back: restore
+    what is clawed back, once). A win that arrives before any loss leaves a closed marker, so the late loss
+    of that stage changes nothing; a dispute won at one stage and lost at a later one (Airwallex
+    pre-arbitration) is clawed back again under the later stage."""
+    base_key = f"{provider}:dispute:{dispute_id}"
+    key = f"{base_key}:{stage}" if stage else base_key
     order = _order_lock(order_id)
-    existing = Refund.objects.filter(key=key).first()
+    rows = Refund.objects.filter(order=order, source=Refund.Source.DISPUTE, key__startswith=base_key).order_by("id")
+    existing = rows.filter(key=key).first()
     if lost:
-        if existing is not None:
-            return existing
+        if existing is not None or rows.filter(status=Refund.Status.SUCCEEDED).exists():
+            return existing  # this stage was counted, or money is still out for this dispute
         return _order_refund_provider(order_id=order_id, source=Refund.Source.DISPUTE, key=key, cash=cash,
                                       reason=f"{provider} dispute lost")
-    if existing is None:
-        return Refund.objects.create(order=order, source=Refund.Source.DISPUTE, status=Refund.Status.REVERSED, key=key,
-                                     requested=0, closed_at=timezone.now(), failure_reason="won before funds were withdrawn")
-    if existing.status in (Refund.Status.FAILED, Refund.Status.REVERSED):
+    clawed = rows.filter(status=Refund.Status.SUCCEEDED).last()
+    if clawed is None:
+        if existing is None:
+            return Refund.objects.create(order=order, source=Refund.Source.DISPUTE, status=Refund.Status.REVERSED, key=key,
+                                         requested=0, closed_at=timezone.now(), failure_reason="won before funds were withdrawn")
         return existing
     account = _account_lock(order)
-    return _refund_restore(order=order, account=account, refund=existing, status=Refund.Status.REVERSED,
+    return _refund_restore(order=order, account=account, refund=clawed, status=Refund.Status.REVERSED,
                            reason=f"{provider} dispute won")
 
 
 def refunds_resume(*, older_than: timedelta | None = None, limit: int = 100) -> dict[str, int]:
     """Admin refunds left pending (the process died after recording the intent, or the provider's answer was
-    lost): ask the provider again with the same idempotency key."""
+    lost): ask the provider again with the same idempotency key. Stripe keeps idempotency keys for 24 hours,
+    so a refund pending longer than `REFUND_RESUME_MAX_AGE` is not asked again (that could refund twice): it
+    is logged for an operator, who checks the provider's dashboard."""
     older_than = older_than if older_than is not None else timedelta(seconds=settings.REFUND_RESUME_AFTER_SECONDS)
-    pending = Refund.objects.filter(status=Refund.Status.PENDING, source=Refund.Source.ADMIN,
-                                    created_at__lte=timezone.now() - older_than).order_by("created_at")[:limit]
-    counts = {"succeeded": 0, "failed": 0, "pending": 0}
-    for refund in pending:
+    now = timezone.now()
+    pending = Refund.objects.filter(status=Refund.Status.PENDING, source=Refund.Source.ADMIN, created_at__lte=now - older_than)
+    counts = {"succeeded": 0, "failed": 0, "pending": 0, "stale": 0}
+    for refund in pending.filter(created_at__lt=now - REFUND_RESUME_MAX_AGE)[:limit]:
+        counts["stale"] += 1
+        logger.error("admin refund %s of order %s is still pending after %s: check it at the provider",
+                     refund.key, refund.order_id, REFUND_RESUME_MAX_AGE)
+    for refund in pending.filter(created_at__gte=now - REFUND_RESUME_MAX_AGE).order_by("created_at")[:limit]:
         try:
             refund = refund_submit(refund_id=refund.pk)
-        except providers.ProviderError:
+        except Exception:  # one refund's trouble never stops the others
+            logger.exception("resuming refund %s failed; it stays pending", refund.key)
             refund.refresh_from_db()
         counts[refund.status if refund.status in counts else "failed"] += 1
     return counts
-
-

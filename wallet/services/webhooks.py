@@ -139,7 +139,8 @@ def _handle_refund_update(provider, event, order):
 
 def _handle_dispute(provider, event, order):
     _check_refund_currency(provider, event, order)
-    order_dispute(order_id=order.pk, provider=provider, dispute_id=event.dispute_id or "", lost=event.action == DISPUTE_LOST,
+    order_dispute(order_id=order.pk, provider=provider, dispute_id=event.dispute_id or "", stage=event.dispute_stage,
+                  lost=event.action == DISPUTE_LOST,
                   cash=from_cents(event.refund_cents) if event.refund_cents is not None else order.amount)
 
 
