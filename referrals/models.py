@@ -25,6 +25,16 @@ class Referral(models.Model):
         constraints = [models.CheckConstraint(condition=~Q(invitee=models.F("inviter")), name="referrals_no_self_referral")]
         indexes = [models.Index(fields=["inviter", "-created_at"], name="referrals_by_inviter")]
 
+    @property
+    def masked_email(self) -> str:
+        """What the inviter sees of who joined: not their full address."""
+        return email_mask(self.invitee.email)
+
+
+def email_mask(email: str) -> str:
+    name, _, domain = email.partition("@")
+    return f"{name[:2]}***@{domain}"
+
 
 class RewardRule(models.Model):
     """The active rule decides rewards for top-ups completed while it is active."""

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from fractions import Fraction
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
-from django.utils import timezone
 
-from referrals.models import InviteCode, Referral, ReferralReward, RewardRule
+from referrals.models import InviteCode, Referral, ReferralReward, RewardRule, email_mask
 from synstar.accounts.selectors import TRANSFER, account_policy_for
 from synstar.db import atomic_with_retry
 from synstar.errors import InvalidRequest
@@ -64,7 +64,7 @@ def reward_accrue(*, order) -> ReferralReward | None:
     rule = active_rule()
     if referral is None or rule is None:
         return None
-    if rule.window_days is not None and order.created_at > referral.created_at + timezone.timedelta(days=rule.window_days):
+    if rule.window_days is not None and order.created_at > referral.created_at + timedelta(days=rule.window_days):
         return None
     amount = round_half_up(Fraction(order.amount) * Fraction(rule.commission_percent) / 100)
     first = not ReferralReward.objects.filter(referral=referral).exists()
@@ -83,7 +83,7 @@ def reward_accrue(*, order) -> ReferralReward | None:
             idempotency_key=f"referral-reward:{order.order_no}",
             lines=[Line(system_account_id(SystemAccount.REFERRAL_REWARDS), -amount),
                    Line(referral_account(user=referral.inviter).pk, amount)],
-            description=f"Invite reward: top-up by {_mask(order.user.email)}",
+            description=f"Invite reward: top-up by {email_mask(order.user.email)}",
         )
     return reward
 
@@ -135,6 +135,3 @@ def referral_transfer(*, user, amount: int, idempotency_key: str) -> Transaction
     )
 
 
-def _mask(email: str) -> str:
-    name, _, domain = email.partition("@")
-    return f"{name[:2]}***@{domain}"

@@ -11,7 +11,6 @@ from referrals.models import InviteCode, Referral
 from referrals.selectors import referral_stats
 from referrals.services import (
     INVITE_SESSION_KEY,
-    _mask,
     active_rule,
     invite_code_for,
     referral_transfer,
@@ -43,8 +42,6 @@ def invite_context(request) -> dict:
 def invite_page(request):
     context = invite_context(request)
     invitees = list(Referral.objects.filter(inviter=request.user).select_related("invitee").order_by("-created_at")[:50])
-    for referral in invitees:  # an inviter sees who joined, not their full address
-        referral.masked_email = _mask(referral.invitee.email)
     context["invitees"] = invitees
     return render(request, "console/invite.html", context)
 

@@ -134,8 +134,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = PermissionDenied()
     elif isinstance(exc, drf_exceptions.APIException):
         headers = {}
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)
+        if wait:
+            headers["Retry-After"] = str(int(wait))
         error = _drf_error(exc)
         return Response(error.as_dict(), status=error.status, headers=headers)
     if isinstance(exc, SynstarError):

@@ -30,7 +30,7 @@ class AutoSchema(SpectacularAutoSchema):
             auths = [a for a in auths if a and set(a) <= set(schemes)]
         return auths
 
-    def get_description(self) -> str:
+    def get_description(self) -> str:  # type: ignore[override]  # drf-spectacular's signature, not DRF's
         """The view's docstring, then who may call it (from the permissions' `schema_note`)."""
         return "\n\n".join(filter(None, [super().get_description(), *self._permission_attrs("schema_note")]))
 

@@ -2,6 +2,7 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.http import HttpResponse
 from django.shortcuts import render
 
@@ -54,8 +55,7 @@ class EntryInline(admin.TabularInline):
     model = Entry
     extra = 0
     can_delete = False
-    fields = ["account", "amount_usd"]
-    readonly_fields = fields
+    fields = readonly_fields = ("account", "amount_usd")
 
     @admin.display(description="Amount")
     def amount_usd(self, obj):
@@ -151,7 +151,7 @@ def adjust_balance_action(modeladmin, request, queryset):
             "title": "Adjust balance",
             "form": form,
             "users": queryset,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "opts": modeladmin.model._meta,
         },
     )
@@ -185,9 +185,8 @@ class RefundInline(admin.TabularInline):
     model = Refund
     extra = 0
     can_delete = False
-    fields = ["created_at", "source", "status", "base_removed", "bonus_removed", "shortfall", "base_restored", "bonus_restored",
-              "provider_refund_id", "actor", "reason", "failure_reason"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "source", "status", "base_removed", "bonus_removed", "shortfall", "base_restored",
+                                "bonus_restored", "provider_refund_id", "actor", "reason", "failure_reason")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -242,7 +241,7 @@ def refund_action(modeladmin, request, queryset):
         form = RefundForm(initial={"idempotency_key": uuid.uuid4().hex})
     return render(request, "admin/refund_orders.html", {
         **modeladmin.admin_site.each_context(request), "title": "Refund orders", "form": form, "orders": queryset,
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME, "opts": modeladmin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "opts": modeladmin.model._meta,
     })
 
 
@@ -332,10 +331,10 @@ class CodeBatchAdmin(admin.ModelAdmin):
     search_fields = ["campaign"]
     filter_horizontal = ["allowed_users"]
 
-    def get_form(self, request, obj=None, **kwargs):
+    def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is not None:
             kwargs["form"] = forms.modelform_factory(CodeBatch, fields=["is_disabled"])
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
         return ["is_disabled"] if obj is not None else super().get_fields(request, obj)

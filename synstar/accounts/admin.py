@@ -17,12 +17,12 @@ class UserChangeForm(BaseUserChangeForm):
         help_text="Required when you change the status or review reason; recorded with your name.",
     )
 
-    class Meta(BaseUserChangeForm.Meta):
+    class Meta(BaseUserChangeForm.Meta):  # type: ignore[name-defined]  # the stubs do not declare the inner Meta
         model = User
         fields = "__all__"
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if self.instance.pk and {"status", "review_reason"} & set(self.changed_data):
             if not (data.get("status_change_note") or "").strip():
                 self.add_error("status_change_note", "Say why the status changes.")
@@ -32,7 +32,7 @@ class UserChangeForm(BaseUserChangeForm):
 
 
 class UserCreationForm(AdminUserCreationForm):
-    class Meta(AdminUserCreationForm.Meta):
+    class Meta(AdminUserCreationForm.Meta):  # type: ignore[name-defined]
         model = User
         fields = ("email", "country")
 
@@ -42,8 +42,7 @@ class StatusChangeInline(admin.TabularInline):
     fk_name = "user"
     extra = 0
     can_delete = False
-    readonly_fields = ["created_at", "old_status", "new_status", "review_reason", "note", "actor"]
-    fields = readonly_fields
+    fields = readonly_fields = ("created_at", "old_status", "new_status", "review_reason", "note", "actor")
 
     def has_add_permission(self, request, obj=None):
         return False

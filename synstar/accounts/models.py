@@ -6,7 +6,7 @@ from django.db.models.functions import Lower
 from django_countries.fields import CountryField
 
 
-class UserManager(BaseUserManager):
+class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def _create_user(self, email: str, password: str | None, **extra):
@@ -40,7 +40,7 @@ class User(AbstractUser):
         RISK = "risk", "Risk"
         COMPLIANCE = "compliance", "Compliance"
 
-    username = None
+    username = None  # type: ignore[assignment]  # the email is the login
     email = models.EmailField("email address", unique=True)
     country = CountryField(blank=True, help_text="Decides the payment methods and code regions offered.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
@@ -48,9 +48,9 @@ class User(AbstractUser):
     status_note = models.TextField(blank=True, default="", help_text="Why the account has this status.")
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS = []  # noqa: RUF012
 
-    objects = UserManager()
+    objects = UserManager()  # type: ignore[misc,assignment]  # email-based manager
 
     class Meta:
         constraints = [

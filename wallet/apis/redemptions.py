@@ -27,5 +27,5 @@ class RedemptionCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         redemption = code_redeem(user=request.user, raw_code=data.validated_data["code"], ip=client_ip(request))
-        redemption.balance = wallet_statistics(user=request.user).balance
-        return Response(self.OutputSerializer(redemption).data, status=status.HTTP_201_CREATED)
+        result = {"amount": redemption.amount, "code": redemption.code, "balance": wallet_statistics(user=request.user).balance}
+        return Response(self.OutputSerializer(result).data, status=status.HTTP_201_CREATED)

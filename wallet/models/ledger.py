@@ -78,6 +78,9 @@ class Account(models.Model):
 
 
 class Transaction(models.Model):
+    # Set by posting_create on the row it returns: True when the idempotency key returned an earlier posting.
+    replayed: bool = False
+
     class Kind(models.TextChoices):
         SIGNUP_GRANT = "signup_grant", "Signup grant"
         GRANT = "grant", "Grant"

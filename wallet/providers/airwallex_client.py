@@ -214,7 +214,7 @@ def checkout_page_options(order, *, success_url: str, fail_url: str) -> dict:
 def checkout_lookup(order) -> PaymentStatus:
     try:
         intent = _request("GET", f"/api/v1/pa/payment_intents/{order.checkout_id}")
-        state = {"SUCCEEDED": "paid", "CANCELLED": "cancelled"}.get(intent.get("status"), "open")
+        state = {"SUCCEEDED": "paid", "CANCELLED": "cancelled"}.get(str(intent.get("status")), "open")
         return PaymentStatus(state=state, amount_cents=_cents(intent["amount"]), currency=intent.get("currency", "").lower(),
                              payment_id=intent["id"])
     except ProviderError as exc:
@@ -325,5 +325,5 @@ EVENT_HANDLERS = {
 
 
 def event_parse(payload: dict) -> ProviderEvent | None:
-    handler = EVENT_HANDLERS.get(payload.get("name"))
+    handler = EVENT_HANDLERS.get(str(payload.get("name")))
     return handler(payload["data"]["object"]) if handler else None

@@ -88,7 +88,7 @@ ACTIONS = {"payment.succeeded": PAID, "payment.failed": FAILED, "payment.cancell
 
 
 def event_parse(payload: dict) -> ProviderEvent | None:
-    action = ACTIONS.get(payload.get("type"))
+    action = ACTIONS.get(str(payload.get("type")))
     if action is None:
         return None
     d = payload["data"]

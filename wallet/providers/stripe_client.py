@@ -8,6 +8,7 @@ import time
 
 import stripe
 from django.conf import settings
+from stripe._base_address import BaseAddresses  # the client's own type for base_addresses
 
 from wallet.providers.base import (
     CANCELLED,
@@ -50,7 +51,7 @@ def _failed(exc: stripe.StripeError, message: str, *, order, action: str) -> Pro
 
 
 def _client() -> stripe.StripeClient:
-    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    base: BaseAddresses | None = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses=base, max_network_retries=2)
 
 
@@ -78,10 +79,13 @@ def checkout_create(order, *, amount_cents: int, success_url: str, cancel_url: s
     if method == "wechat_pay":
         params["payment_method_options"] = {"wechat_pay": {"client": "web"}}
     try:
-        session = _client().v1.checkout.sessions.create(params=params, options={"idempotency_key": f"checkout-{order.order_no}"})
+        session = _client().v1.checkout.sessions.create(
+            params=params,  # type: ignore[arg-type]  # built as a plain dict; the TypedDict is only a hint
+            options={"idempotency_key": f"checkout-{order.order_no}"},
+        )
     except stripe.StripeError as exc:
         raise _failed(exc, MSG_CHECKOUT_FAILED, order=order, action="checkout create") from exc
-    return Checkout(checkout_id=session.id, url=session.url)
+    return Checkout(checkout_id=session.id, url=session.url or "")
 
 
 def checkout_lookup(order) -> PaymentStatus:
@@ -96,7 +100,7 @@ def checkout_lookup(order) -> PaymentStatus:
     else:
         state = "open"
     return PaymentStatus(
-        state=state, amount_cents=session.amount_total, currency=session.currency, payment_id=session.payment_intent or ""
+        state=state, amount_cents=session.amount_total, currency=session.currency, payment_id=str(session.payment_intent or "")
     )
 
 
@@ -179,7 +183,7 @@ def _refund_object(obj: dict) -> ProviderEvent:
     """refund.created / refund.updated / refund.failed / charge.refund.updated: one refund object."""
     return ProviderEvent(
         action=REFUND_UPDATED, payment_id=obj.get("payment_intent"), refund_cents=obj.get("amount"),
-        refund_id=obj.get("id"), refund_status=_REFUND_STATUS.get(obj.get("status"), REFUND_PENDING),
+        refund_id=obj.get("id"), refund_status=_REFUND_STATUS.get(str(obj.get("status")), REFUND_PENDING),
         refund_key=(obj.get("metadata") or {}).get("refund_key") or None, currency=obj.get("currency"),
     )
 
@@ -226,5 +230,5 @@ EVENT_HANDLERS = {
 
 
 def event_parse(payload: dict) -> ProviderEvent | None:
-    handler = EVENT_HANDLERS.get(payload.get("type"))
+    handler = EVENT_HANDLERS.get(str(payload.get("type")))
     return handler(payload["data"]["object"]) if handler else None

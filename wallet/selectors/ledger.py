@@ -117,8 +117,8 @@ def ledger_problems(*, limit: int = 100) -> list[str]:
         if account.held != account.holds_total:
             problems.append(f"account {account.code}: held {account.held} != sum of open holds {account.holds_total}")
 
-    for account in Account.objects.filter(balance__lt=0).exclude(kind=Account.Kind.SYSTEM)[:limit]:
-        problem = _debt_problem(account)
+    for debtor in Account.objects.filter(balance__lt=0).exclude(kind=Account.Kind.SYSTEM)[:limit]:
+        problem = _debt_problem(debtor)
         if problem:
             problems.append(problem)
     return problems

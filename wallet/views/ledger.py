@@ -6,7 +6,7 @@ from wallet.selectors.ledger import wallet_activity, wallet_statistics
 
 @login_required
 def dashboard(request):
-    context = {"stats": wallet_statistics(user=request.user)}
+    context: dict[str, object] = {"stats": wallet_statistics(user=request.user)}
     if request.htmx:
         return render(request, "console/_stats.html", context)
     context["activity"] = wallet_activity(user=request.user, limit=10)
