@@ -197,7 +197,8 @@ class GenerationApi(APIView):
         public_id = request.query_params.get("id", "")
         if not public_id.startswith("gen-"):
             raise InvalidRequest("Pass ?id=gen-...", code="invalid_generation_id")
-        token_id = None if token_sees_all_usage(request) else api_token(request).pk
+        token = api_token(request)
+        token_id = None if token_sees_all_usage(request) or token is None else token.pk
         generation = generation_for_user(user=request.user, public_id=public_id, token_id=token_id)
         if generation is None:
             raise NotFound("No such generation.", code="generation_not_found")
@@ -268,7 +269,9 @@ class UsageListApi(APIView):
         limit = params.validated_data["limit"]
         filters = params.filters()
         if not token_sees_all_usage(request):
-            own = api_token(request).pk
+            token = api_token(request)
+            assert token is not None  # a session sees all usage
+            own = token.pk
             if filters.token_id not in (None, own):
                 raise TokenScope(
                     "This API token sees only its own requests; allow \"Read account\" for it to see every token's."

@@ -1,6 +1,7 @@
 """Demo catalog: a realistic price list across categories, tiers `default` (1.0) and `discount` (0.3)."""
 
 from decimal import Decimal
+from typing import Any
 
 from billing.models import BillingTier, ModelPrice, TokenGroup
 from billing.pricing import DEFAULT_MAX_OUTPUT_TOKENS
@@ -10,7 +11,7 @@ T, R, U = "per_token", "per_request", "per_unit"
 
 # name, display, provider, category, billing type, prices (USD strings; "max_output": the default maximum output
 # a hold freezes for when the gateway sends none, near each model's own output limit)
-CATALOG = [
+CATALOG: list[tuple[str, str, str, str, str, dict[str, Any]]] = [
     ("gpt-4o", "GPT-4o", "OpenAI", "chat", T, {"input": "2.50", "output": "10", "cached": "1.25", "max_output": 16_384}),
     ("gpt-4o-mini", "GPT-4o mini", "OpenAI", "chat", T, {"input": "0.15", "output": "0.60", "cached": "0.075", "max_output": 16_384}),
     ("claude-sonnet-4", "Claude Sonnet 4", "Anthropic", "chat", T,

@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 
 from billing.models import ApiToken, Generation, ModelPrice
@@ -8,7 +10,7 @@ from synstar.money import format_usd, parse_usd
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100)
-    group = forms.ModelChoiceField(
+    group: forms.ModelChoiceField = forms.ModelChoiceField(
         queryset=None, empty_label=None, to_field_name="name", help_text="Decides the price rate of requests"
     )
     unlimited = forms.BooleanField(required=False, initial=True, label="Unlimited quota",
@@ -40,7 +42,7 @@ class TokenForm(forms.Form):
                 "can_read_account": token.can_read_account,
             })
         super().__init__(*args, **kwargs)
-        self.fields["group"].queryset = groups_for_user(user=user)
+        cast(forms.ModelChoiceField, self.fields["group"]).queryset = groups_for_user(user=user)
 
     def clean_quota(self):
         raw = self.cleaned_data.get("quota", "").strip()
@@ -52,7 +54,7 @@ class TokenForm(forms.Form):
             raise forms.ValidationError(exc.message) from None
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if not data.get("unlimited") and data.get("quota") is None and "quota" not in self.errors:
             self.add_error("quota", "Enter a quota, or tick Unlimited.")
         return data
@@ -71,7 +73,7 @@ class TokenForm(forms.Form):
 
 
 class UsageFilterForm(forms.Form):
-    token = forms.ModelChoiceField(queryset=None, required=False, empty_label="All tokens")
+    token: forms.ModelChoiceField = forms.ModelChoiceField(queryset=None, required=False, empty_label="All tokens")
     model = forms.ChoiceField(required=False)
     state = forms.ChoiceField(required=False)
     date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
@@ -79,8 +81,8 @@ class UsageFilterForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["token"].queryset = ApiToken.objects.filter(user=user)
-        self.fields["model"].choices = [("", "All models")] + [
+        cast(forms.ModelChoiceField, self.fields["token"]).queryset = ApiToken.objects.filter(user=user)
+        cast(forms.ChoiceField, self.fields["model"]).choices = [("", "All models")] + [
             (n, n) for n in ModelPrice.objects.values_list("name", flat=True)
         ]
-        self.fields["state"].choices = [("", "All statuses")] + list(Generation.State.choices)
+        cast(forms.ChoiceField, self.fields["state"]).choices = [("", "All statuses")] + list(Generation.State.choices)

@@ -73,7 +73,8 @@ def lookup(*, key_hash: str, model: str) -> Lookup | None:
         return None
     head, price = row[:17], row[17:]
     allowed_models, allowed_ips = (json.loads(v) if isinstance(v, str) else v for v in (head[7], head[8]))
-    return Lookup(*head[:7], allowed_models, allowed_ips, *head[9:], price=dict(zip(PRICE_COLUMNS, price)))
+    return Lookup(*head[:7], allowed_models, allowed_ips, *head[9:],  # type: ignore[call-arg,misc]  # the row, in field order
+                  price=dict(zip(PRICE_COLUMNS, price)))
 
 
 def account_hold(*, account_id: int, amount: int) -> int | None:

@@ -201,6 +201,10 @@ class GatewayKey(models.Model):
 class Generation(models.Model):
     """One metered request: hold, usage report and charge. Also the usage record."""
 
+    # Filled by metering_hold on the row it returns, for the hold's answer (not stored).
+    model_name: str = ""
+    available: int | None = None
+
     class State(models.TextChoices):
         HELD = "held", "Held"
         REPORTED = "reported", "Reported"

@@ -458,7 +458,9 @@ def _settle_batch(*, limit: int) -> int:
     now = timezone.now()
     accounts: dict[int, list[int]] = {}
     tokens: dict[int, list[int]] = {}
-    charged, holds, generations = [], [], []
+    charged: list[tuple[int, int, int]] = []
+    holds: list[tuple[int, str, int | None]] = []
+    generations: list[tuple[int, str, int, str]] = []
     for (generation_id, hold_id, token_id, estimate, hold_open, outcome, snapshot, rate, input_tokens, output_tokens,
          cached_tokens, units, est_input, est_output, est_units, account_id) in rows:
         if isinstance(snapshot, str):
@@ -579,7 +581,7 @@ def metering_sweep(*, now: datetime | None = None, batch: int = 1000) -> dict[st
     settled = 0
     for pk in list(stale):
         generation = generation_settle(generation_id=pk)
-        settled += generation.state != Generation.State.REPORTED
+        settled += generation is not None and generation.state != Generation.State.REPORTED
     if expired or settled:
         logger.info("metering sweep: %d holds expired, %d lost settlements recovered", expired, settled)
     return {"expired": expired, "settled": settled}
