@@ -1,7 +1,7 @@
 from django import forms
 
 from billing.models import ModelPrice
-from billing.selectors import groups_for_user
+from billing.selectors.tokens import groups_for_user
 from synstar.errors import SynstarError
 from synstar.money import format_usd, parse_usd
 

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 
 from billing.demo import catalog_load
 from billing.models import ApiToken, Generation
-from billing.services import gateway_key_create, generation_settle, token_create
+from billing.services.metering import generation_settle
+from billing.services.tokens import gateway_key_create, token_create
 from referrals.demo import reward_rule_load
 from referrals.services import invite_code_for, referral_record
 from synstar.money import usd
 from tests.factories import make_user
 from wallet.demo import topup_config_load
-from wallet.services.topups import order_complete, order_create
 from wallet.services.redemptions import batch_generate
+from wallet.services.topups import order_complete, order_create
 
 
 @dataclass

@@ -1,13 +1,13 @@
 """The metering hot path's operations written with the ORM, for databases other than PostgreSQL (the
-SQLite quickstart of `make run`). Same functions and results as billing/hotpath.py; the test suite runs
+SQLite quickstart of `make run`). Same functions and results as billing/services/metering/sql.py; the test suite runs
 the metering scenarios through both on PostgreSQL so they cannot drift apart."""
 
 from __future__ import annotations
 
 from django.db.models import F, Q
 
-from billing.hotpath import PRICE_COLUMNS, Lookup
 from billing.models import ApiToken, Generation, ModelPrice, TierModelRate
+from billing.services.metering.sql import PRICE_COLUMNS, Lookup
 from wallet.models import Account, Entry, Hold, Transaction
 
 
