@@ -7,7 +7,6 @@ quickstart); `FORCE_PORTABLE` makes PostgreSQL run the ORM version too (the test
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import secrets
 import threading
@@ -28,8 +27,8 @@ from synstar.accounts.models import User
 from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
 from synstar.money import format_usd, parse_usd
-from wallet.models import SystemAccount
-from wallet.services.ledger import hold_refusal, hold_release, system_account_id
+from wallet.models import Hold
+from wallet.services.ledger import AccountCharge, HoldClose, hold_refusal, hold_release, holds_settle
 
 logger = logging.getLogger(__name__)
 
@@ -280,48 +279,42 @@ def _settle_batch(*, limit: int) -> int:
     if not rows:
         return 0
     now = timezone.now()
-    accounts: dict[int, list[int]] = {}
-    tokens: dict[int, list[int]] = {}
-    charged, holds, generations = [], [], []
-    for (generation_id, hold_id, token_id, estimate, hold_open, outcome, snapshot, rate, input_tokens, output_tokens,
-         cached_tokens, units, est_input, est_output, est_units, account_id) in rows:
-        if isinstance(snapshot, str):
-            snapshot = json.loads(snapshot)
-        lift = estimate if hold_open else 0
-        if outcome == Generation.Outcome.FAILED:
-            cost, count, state, basis = 0, 0, Generation.State.RELEASED, ""
-            if hold_open:
-                holds.append((hold_id, "released", None))
-        else:
-            usage, basis = _usage_to_charge(snapshot=snapshot, input_tokens=input_tokens, output_tokens=output_tokens,
-                                            cached_tokens=cached_tokens, units=units, est_input=est_input,
-                                            est_output=est_output, est_units=est_units)
-            cost, count, state = charge(snapshot, usage, rate), 1, Generation.State.SETTLED
-            holds.append((hold_id, "settled", cost))
-            if cost:
-                charged.append((hold_id, account_id, cost))
-        a = accounts.setdefault(account_id, [0, 0, 0])
-        a[0] += cost
-        a[1] += lift
-        a[2] += count
-        t = tokens.setdefault(token_id, [0, 0])
-        t[0] += cost
-        t[1] += lift
-        generations.append((generation_id, state, cost, basis))
-    sql.batch_apply(accounts=accounts, tokens=tokens, charged=charged, holds=holds, generations=generations, now=now,
-                        revenue_id=system_account_id(SystemAccount.REVENUE))
+    settled = [_settlement(row) for row in rows]
+    # Accounts (locked in id order by the ledger), then tokens: the lock order of every path.
+    holds_settle(charges=[s[0] for s in settled], closes=[s[1] for s in settled if s[1] is not None], now=now)
+    sql.generations_close([s[2] for s in settled], now=now)
     return len(rows)
 
 
-def _usage_to_charge(*, snapshot, input_tokens, output_tokens, cached_tokens, units, est_input, est_output, est_units):
-    if input_tokens is None and output_tokens is None and units is None:
+def _settlement(row: sql.SettleRow) -> tuple[AccountCharge, HoldClose | None, sql.GenerationClose]:
+    """How a reported generation closes: its account's charge, its hold's close (none for a failed request
+    whose hold the sweeper already expired), and its token's and its own."""
+    lift = row.estimate if row.hold_open else 0
+    if row.outcome == Generation.Outcome.FAILED:
+        hold = HoldClose(row.hold_id, row.account_id, Hold.Status.RELEASED, None, 0) if row.hold_open else None
         return (
-            estimate_usage(snapshot, input_tokens=est_input, max_output_tokens=est_output, units=est_units),
+            AccountCharge(row.account_id, cost=0, lift=lift, count=0),
+            hold,
+            sql.GenerationClose(row.generation_id, row.token_id, Generation.State.RELEASED, cost=0, lift=lift, basis=""),
+        )
+    usage, basis = _usage_to_charge(row)
+    cost = charge(row.snapshot, usage, row.rate)
+    return (
+        AccountCharge(row.account_id, cost=cost, lift=lift, count=1),
+        HoldClose(row.hold_id, row.account_id, Hold.Status.SETTLED, settled=cost, cost=cost),
+        sql.GenerationClose(row.generation_id, row.token_id, Generation.State.SETTLED, cost=cost, lift=lift, basis=basis),
+    )
+
+
+def _usage_to_charge(row: sql.SettleRow) -> tuple[Usage, str]:
+    if row.input_tokens is None and row.output_tokens is None and row.units is None:
+        return (
+            estimate_usage(row.snapshot, input_tokens=row.est_input, max_output_tokens=row.est_output, units=row.est_units),
             Generation.ChargeBasis.ESTIMATE,
         )
     return (
-        Usage(input_tokens=input_tokens or 0, output_tokens=output_tokens or 0, cached_tokens=cached_tokens or 0,
-              units=units or Decimal(0)),
+        Usage(input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
+              cached_tokens=row.cached_tokens or 0, units=row.units or Decimal(0)),
         Generation.ChargeBasis.REPORTED,
     )
 
@@ -342,33 +335,12 @@ def _generation_settle(*, generation_id: int) -> None:
 
 def _settle_one(generation_id: int) -> None:
     row = _sql().settle_lock(generation_id)
-    if row is None or row[0] != Generation.State.REPORTED:
+    if row is None or row.state != Generation.State.REPORTED:
         return
-    (_, hold_id, token_id, estimate, hold_open, outcome, snapshot, rate, input_tokens, output_tokens, cached_tokens,
-     units, est_input, est_output, est_units, account_id) = row
-    if isinstance(snapshot, str):
-        snapshot = json.loads(snapshot)
-    lift = estimate if hold_open else 0
+    account, hold, generation = _settlement(row)
     now = timezone.now()
-    if outcome == Generation.Outcome.FAILED:
-        if lift:
-            _sql().account_settle(account_id=account_id, cost=0, lift=lift, count=0)
-        _sql().close_free(hold_status="released", settled=None, hold_from=["open"], now=now, hold_id=hold_id,
-                           lift=lift, token_id=token_id, state=Generation.State.RELEASED, basis="", generation_id=generation_id)
-        return
-    usage, basis = _usage_to_charge(snapshot=snapshot, input_tokens=input_tokens, output_tokens=output_tokens,
-                                    cached_tokens=cached_tokens, units=units, est_input=est_input, est_output=est_output,
-                                    est_units=est_units)
-    cost = charge(snapshot, usage, rate)
-    _sql().account_settle(account_id=account_id, cost=cost, lift=lift, count=1)
-    if cost:
-        _sql().close_charged(hold_id=hold_id, now=now, account_id=account_id, cost=cost,
-                              revenue_id=system_account_id(SystemAccount.REVENUE), lift=lift, token_id=token_id,
-                              basis=basis, generation_id=generation_id)
-    else:
-        _sql().close_free(hold_status="settled", settled=0, hold_from=["open", "expired"], now=now, hold_id=hold_id,
-                           lift=lift, token_id=token_id, state=Generation.State.SETTLED, basis=basis,
-                           generation_id=generation_id)
+    holds_settle(charges=[account], closes=[hold] if hold else [], now=now, orm=_sql() is orm)
+    _sql().generations_close([generation], now=now)
 
 
 @atomic_with_retry
