@@ -14,7 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -254,71 +254,6 @@ def _require_positive(amount: int) -> None:
 
 
 # --- holds ----------------------------------------------------------------------------------------
-
-DEFAULT_HOLD_TTL = timedelta(minutes=10)
-
-
-@atomic_with_retry
-def hold_place(*, account_id: int, amount: int, expires_at: datetime | None = None) -> Hold:
-    """Freeze `amount` on a main account: one conditional UPDATE, then the hold row.
-
-    Refused (InsufficientBalance, or AccountInDebt when the balance is negative) unless
-    balance - held >= amount in the same statement that raises `held`.
-    """
-    if not isinstance(amount, int) or amount < 0:
-        raise InvalidRequest("A hold amount must be zero or more nanos.", code="invalid_amount")
-    updated = Account.objects.filter(pk=account_id, kind=Account.Kind.MAIN, balance__gte=F("held") + amount).update(
-        held=F("held") + amount
-    )
-    if updated != 1:
-        if not Account.objects.filter(pk=account_id, kind=Account.Kind.MAIN).exists():
-            raise NotFound("No such account.", code="account_not_found")
-        raise hold_refusal(account_id=account_id, amount=amount)
-    return Hold.objects.create(
-        account_id=account_id, amount=amount, expires_at=expires_at or timezone.now() + DEFAULT_HOLD_TTL
-    )
-
-
-@atomic_with_retry
-def hold_settle(*, hold_id: int, amount: int) -> Hold:
-    """Charge the real cost of a held request and lift its hold, exactly once.
-
-    The charge may exceed the hold (the account may go into debt). A hold the sweeper already expired
-    is still settled (its frozen credit was already lifted). Settling twice returns the first result;
-    settling a hold released without charge raises HoldClosed.
-    """
-    if not isinstance(amount, int) or amount < 0:
-        raise InvalidRequest("A settlement amount must be zero or more nanos.", code="invalid_amount")
-    now = timezone.now()
-    hold = Hold.objects.select_for_update().filter(pk=hold_id).first()
-    if hold is None:
-        raise NotFound("No such hold.", code="hold_not_found")
-    if hold.status == Hold.Status.SETTLED:
-        return hold
-    if hold.status == Hold.Status.RELEASED:
-        raise HoldClosed("This hold was released without charge and cannot be settled.")
-    lift = hold.amount if hold.status == Hold.Status.OPEN else 0
-    # One UPDATE of the (possibly hot) account row: lift the hold, charge, count.
-    updates = {"held": F("held") - lift, "consumed": F("consumed") + amount, "request_count": F("request_count") + 1}
-    txn = None
-    if amount > 0:
-        txn = posting_create(
-            kind=Transaction.Kind.SETTLEMENT,
-            idempotency_key=f"hold-settle:{hold.pk}",
-            description="Usage",
-            lines=[Line(hold.account_id, -amount), Line(system_account_id(SystemAccount.REVENUE), amount)],
-            allow_debt=True,
-            account_updates={hold.account_id: updates},
-        )
-    else:
-        Account.objects.filter(pk=hold.account_id).update(**updates)
-    hold.status = Hold.Status.SETTLED
-    hold.settled_amount = amount
-    hold.settlement = txn
-    hold.closed_at = now
-    hold.save(update_fields=["status", "settled_amount", "settlement", "closed_at"])
-    return hold
-
 
 @atomic_with_retry
 def hold_release(*, hold_id: int, expired: bool = False) -> Hold:
