@@ -93,8 +93,8 @@ def raw_key(i: int) -> str:
 
 def seed_accounts(prefix: str, n: int, *, tokens_per_account: int = 1, balance_usd: str = "100000") -> dict:
     """n users with a funded main account (one balanced posting each) and API tokens, in bulk."""
-    from billing.keys import key_hash
     from billing.models import ApiToken, TokenGroup
+    from billing.services.tokens import key_hash
     from synstar.accounts.models import User
     from synstar.money import usd
     from wallet.models import Account, Entry, SystemAccount, Transaction
@@ -122,7 +122,7 @@ def seed_accounts(prefix: str, n: int, *, tokens_per_account: int = 1, balance_u
 
 def bench_fixtures() -> dict:
     from billing.demo import catalog_load
-    from billing.services import gateway_key_create
+    from billing.services.tokens import gateway_key_create
     from wallet.demo import topup_config_load
 
     catalog_load()
@@ -161,10 +161,10 @@ def baseline_updates(n_rows: int, clients: int, seconds: int) -> dict:
 def capture_request_sql(fx: dict, seeded: dict) -> tuple[str, dict]:
     """Run one hold + report + settle for the first seeded token and capture every statement."""
     from bench.sqlcapture import capture, pgbench_script
-    from billing.keys import key_hash
     from billing.models import GatewayKey, Generation
-    from billing.pricing import Usage
-    from billing.services import generation_settle, metering_hold, metering_report
+    from billing.services.metering import generation_settle, metering_hold, metering_report
+    from billing.services.metering.pricing import Usage
+    from billing.services.tokens import key_hash
     from wallet.models import Hold
 
     gateway = GatewayKey.objects.get(pk=fx["gateway_id"])
@@ -211,8 +211,8 @@ def _load_worker(args):
 
     django.setup()
     from billing.models import GatewayKey
-    from billing.pricing import Usage
-    from billing.services import metering_hold, metering_report
+    from billing.services.metering import metering_hold, metering_report
+    from billing.services.metering.pricing import Usage
 
     rng = random.Random(seed)
     gateway = GatewayKey.objects.get(pk=gateway_id)

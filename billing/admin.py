@@ -9,7 +9,7 @@ from billing.models import (
     TierModelRate,
     TokenGroup,
 )
-from billing.services import gateway_key_create
+from billing.services.tokens import gateway_key_create
 from synstar.admin_shared import ReadOnlyAdmin
 from synstar.admin_shared import usd_column as _usd
 

@@ -10,7 +10,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 
 from billing.models import ApiToken, GatewayKey
-from billing.services import gateway_authenticate, token_authenticate
+from billing.services.tokens import gateway_authenticate, token_authenticate
 from synstar.errors import AuthenticationFailed
 
 

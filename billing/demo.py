@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing.models import BillingTier, ModelPrice, TokenGroup
-from billing.pricing import DEFAULT_MAX_OUTPUT_TOKENS
+from billing.services.metering.pricing import DEFAULT_MAX_OUTPUT_TOKENS
 from synstar.money import usd
 
 T, R, U = "per_token", "per_request", "per_unit"

@@ -3,7 +3,7 @@ from typing import cast
 from django import forms
 
 from billing.models import ApiToken, Generation, ModelPrice
-from billing.selectors import groups_for_user
+from billing.selectors.tokens import groups_for_user
 from synstar.errors import SynstarError
 from synstar.money import format_usd, parse_usd
 

@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 from django.db import OperationalError
 
-from billing.services import generation_settle, generations_settle_batch, metering_sweep
+from billing.services.metering import generation_settle, generations_settle_batch, metering_sweep
 from synstar.errors import ServiceBusy
 
 logger = logging.getLogger(__name__)

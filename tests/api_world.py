@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from billing.demo import catalog_load
 from billing.models import ApiToken, Generation
-from billing.services import gateway_key_create, generation_settle, token_create
+from billing.services.metering import generation_settle
+from billing.services.tokens import gateway_key_create, token_create
 from referrals.demo import reward_rule_load
 from referrals.services import invite_code_for, referral_record
 from synstar.money import usd

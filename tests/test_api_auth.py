@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from billing.models import ApiToken, Generation
-from billing.services import token_create
+from billing.services.tokens import token_create
 from referrals.selectors import referral_stats
 from synstar.money import format_usd
 from tests.api_world import make_world

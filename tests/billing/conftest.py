@@ -2,7 +2,7 @@ import pytest
 
 from billing.demo import catalog_load
 from billing.models import TokenGroup
-from billing.services import gateway_key_create, token_create
+from billing.services.tokens import gateway_key_create, token_create
 
 
 @pytest.fixture

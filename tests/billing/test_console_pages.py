@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import ApiToken
-from billing.services import metering_hold
+from billing.services.metering import metering_hold
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db

@@ -7,15 +7,15 @@ import pytest
 from django.utils import timezone
 
 from billing.models import ApiToken, Generation, ModelPrice
-from billing.pricing import Usage
-from billing.services import (
+from billing.services.metering import (
     TokenQuotaExceeded,
     generation_settle,
     metering_hold,
     metering_report,
     metering_sweep,
-    token_update,
 )
+from billing.services.metering.pricing import Usage
+from billing.services.tokens import token_update
 from synstar.accounts.services import user_status_set
 from synstar.errors import AccountInDebt, AuthenticationFailed, InsufficientBalance, InvalidRequest, PermissionDenied
 from synstar.money import usd
@@ -30,9 +30,9 @@ pytestmark = pytest.mark.django_db
 def implementation(request, monkeypatch):
     """Every scenario runs through the PostgreSQL hot path and through the portable ORM version that
     SQLite (the quickstart) uses, so the two cannot drift apart."""
-    import billing.services
+    import billing.services.metering
 
-    monkeypatch.setattr(billing.services, "FORCE_PORTABLE", request.param == "portable-orm")
+    monkeypatch.setattr(billing.services.metering, "FORCE_PORTABLE", request.param == "portable-orm")
     return request.param
 
 # gpt-4o: $2.50 in / $10 out per M. 1,000 in + 500 out = $0.0075 estimate.
@@ -293,7 +293,7 @@ def test_report_refuses_bad_usage_and_unknown_generation(gateway, make_token):
 
 def test_batch_settlement_matches_one_by_one_settlement(gateway, make_token):
     """The worker's batch path: every outcome in one batch, each closed exactly as alone, books balanced."""
-    from billing.services import generations_settle_batch
+    from billing.services.metering import generations_settle_batch
 
     user = make_user(balance="9.50")
     token, other = make_token(user), make_token(user, name="other", quota=usd("1"))

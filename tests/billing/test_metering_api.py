@@ -5,7 +5,7 @@ import json
 import pytest
 
 from billing.models import ApiToken, Generation, TokenGroup
-from billing.services import generation_settle
+from billing.services.metering import generation_settle
 from synstar.money import usd
 from tests.factories import make_user
 from wallet.models import Hold, Transaction
@@ -133,7 +133,7 @@ def test_another_users_generation_is_not_found(client, gateway, funded, make_tok
 
 
 def test_report_validation_and_other_gateways(client, gateway, funded):
-    from billing.services import gateway_key_create
+    from billing.services.tokens import gateway_key_create
 
     _, token = funded
     created = post(client, "/api/v1/metering/holds", {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 10},

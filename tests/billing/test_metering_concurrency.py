@@ -10,8 +10,9 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.models import ApiToken, Generation, TokenGroup
-from billing.pricing import Usage
-from billing.services import TokenQuotaExceeded, metering_hold, metering_report, metering_sweep, token_create
+from billing.services.metering import TokenQuotaExceeded, metering_hold, metering_report, metering_sweep
+from billing.services.metering.pricing import Usage
+from billing.services.tokens import token_create
 from synstar.errors import AccountInDebt, InsufficientBalance
 from synstar.money import usd
 from tests.factories import make_user

@@ -10,8 +10,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from billing.models import ApiToken, Generation, ModelPrice, TokenGroup
-from billing.pricing import Usage, charge
-from billing.services import generation_settle, metering_hold, metering_report
+from billing.services.metering import generation_settle, metering_hold, metering_report
+from billing.services.metering.pricing import Usage, charge
 from synstar.errors import InsufficientBalance, InvalidRequest
 from synstar.money import usd
 from tests.factories import fund, make_user
@@ -23,9 +23,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True, params=["postgresql-sql", "portable-orm"])
 def implementation(request, monkeypatch):
-    import billing.services
+    import billing.services.metering
 
-    monkeypatch.setattr(billing.services, "FORCE_PORTABLE", request.param == "portable-orm")
+    monkeypatch.setattr(billing.services.metering, "FORCE_PORTABLE", request.param == "portable-orm")
     return request.param
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.pricing import RequestNotPriceable, Usage, charge, hold_amount, hold_bound, listed_cost
+from billing.services.metering.pricing import RequestNotPriceable, Usage, charge, hold_amount, hold_bound, listed_cost
 from synstar.errors import InvalidRequest
 
 M = 1_000_000_000  # nanos per USD

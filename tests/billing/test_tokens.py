@@ -4,9 +4,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from billing.keys import key_hash
 from billing.models import ApiToken, GatewayKey, TokenGroup
-from billing.services import token_delete, token_update
+from billing.services.tokens import key_hash, token_delete, token_update
 from synstar.errors import InvalidRequest, NotFound, PermissionDenied
 from synstar.money import usd
 from tests.factories import make_user
@@ -157,7 +156,7 @@ def test_tokens_api_sets_account_read_which_defaults_to_off(client, catalog):
 
 def test_tokens_api_group_is_validated_text_before_any_lookup(client, catalog):
     """The generated request that answered 500: the group went to the database lookup unvalidated."""
-    from billing.apis import TokenInputSerializer
+    from billing.apis.tokens import TokenInputSerializer
 
     client.force_login(make_user())
     unknown = client.post("/api/v1/tokens", {"name": "x", "group": "nope"}, content_type="application/json")

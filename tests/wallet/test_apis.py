@@ -3,7 +3,8 @@ from django.urls import reverse
 
 from synstar.money import usd
 from tests.factories import make_user
-from wallet.services.ledger import hold_place, hold_settle, main_account
+from tests.metering import meter_hold, meter_settle
+from wallet.services.ledger import main_account
 
 pytestmark = pytest.mark.django_db
 
@@ -22,9 +23,9 @@ def test_wallet_api_requires_authentication_in_the_error_shape(client):
 
 def test_wallet_api_returns_statistics_as_decimal_strings(client):
     user = make_user(balance="10")
-    account_id = main_account(user=user).pk
-    hold_settle(hold_id=hold_place(account_id=account_id, amount=usd("1")).pk, amount=usd("0.123456789"))
-    hold_place(account_id=account_id, amount=usd("2"))
+    main_account(user=user)
+    meter_settle(meter_hold(user, usd("1")), usd("0.123456789"))
+    meter_hold(user, usd("2"))
     client.force_login(user)
     assert client.get("/api/v1/wallet").json() == {
         "currency": "USD",

@@ -7,9 +7,10 @@ from synstar.errors import InsufficientBalance
 from synstar.money import usd
 from tests.conftest import run_concurrently
 from tests.factories import make_user
+from tests.metering import meter_hold, meter_ready, meter_release, meter_settle
 from wallet.models import Hold, SystemAccount, Transaction
 from wallet.selectors.ledger import wallet_statistics
-from wallet.services.ledger import HoldClosed, credit_create, debit_create, hold_place, hold_release, hold_settle, main_account
+from wallet.services.ledger import credit_create, debit_create, main_account
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,10 +18,11 @@ THREADS = 24
 
 
 def test_concurrent_holds_never_overdraw_one_account():
+    """Gateways' holds on one account through the metering path: never more than is available."""
     user = make_user(balance="4.50")  # 5.00: room for exactly ten 0.50 holds
-    account_id = main_account(user=user).pk
+    meter_ready(user)  # the API token and the gateway exist before the race
     results, errors = run_concurrently(
-        lambda: hold_place(account_id=account_id, amount=usd("0.50")), [()] * THREADS
+        lambda: meter_hold(user, usd("0.50")), [()] * THREADS
     )
     assert len(results) == 10
     assert len(errors) == THREADS - 10 and all(isinstance(e, InsufficientBalance) for e in errors)
@@ -60,18 +62,18 @@ def test_same_idempotency_key_from_many_threads_posts_once():
 
 
 def test_settle_and_release_race_on_each_hold_closes_it_exactly_once():
+    """Success and failure reports race on each request, each followed by the worker's settlement: each
+    hold closes exactly once (charged or released), never both, and the books balance."""
     user = make_user(balance="99.50")
     account_id = main_account(user=user).pk
-    holds = [hold_place(account_id=account_id, amount=usd("1")) for _ in range(10)]
+    holds = [meter_hold(user, usd("1")) for _ in range(10)]
 
-    def close(hold_id, how):
-        if how == "settle":
-            return ("settle", hold_settle(hold_id=hold_id, amount=usd("0.75")).status)
-        return ("release", hold_release(hold_id=hold_id).status)
+    def close(generation, how):
+        meter_settle(generation, usd("0.75")) if how == "settle" else meter_release(generation)
 
-    jobs = [(h.pk, how) for h in holds for how in ("settle", "settle", "release", "release")]
+    jobs = [(h, how) for h in holds for how in ("settle", "settle", "release", "release")]
     results, errors = run_concurrently(close, jobs)
-    assert all(isinstance(e, HoldClosed) for e in errors), errors
+    assert errors == []
     settled = Hold.objects.filter(account_id=account_id, status="settled").count()
     released = Hold.objects.filter(account_id=account_id, status="released").count()
     assert settled + released == 10

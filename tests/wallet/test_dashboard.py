@@ -5,16 +5,17 @@ from django.urls import reverse
 
 from synstar.money import usd
 from tests.factories import make_user
-from wallet.services.ledger import hold_place, hold_settle, main_account
+from tests.metering import meter_hold, meter_settle
+from wallet.services.ledger import main_account
 
 pytestmark = pytest.mark.django_db
 
 
 def test_dashboard_shows_statistics_and_activity(client):
     user = make_user(balance="99.50")
-    account_id = main_account(user=user).pk
-    hold_settle(hold_id=hold_place(account_id=account_id, amount=usd("1")).pk, amount=usd("0.25"))
-    hold_place(account_id=account_id, amount=usd("3"))
+    main_account(user=user)
+    meter_settle(meter_hold(user, usd("1")), usd("0.25"))
+    meter_hold(user, usd("3"))
     client.force_login(user)
     page = client.get(reverse("console:dashboard")).content.decode()
     for text in ["$99.75", "$3.00", "$96.75", "$0.25", "Usage", "Welcome credit", "Pending reconciliation"]:
@@ -30,8 +31,8 @@ def test_dashboard_htmx_refresh_returns_only_the_panel(client):
 
 def test_dashboard_shows_debt(client):
     user = make_user()
-    hold = hold_place(account_id=main_account(user=user).pk, amount=usd("0.50"))
-    hold_settle(hold_id=hold.pk, amount=usd("0.80"))
+    hold = meter_hold(user, usd("0.50"))
+    meter_settle(hold, usd("0.80"))
     client.force_login(user)
     page = client.get(reverse("console:dashboard")).content.decode()
     assert "-$0.30" in page and "New requests are refused" in page
@@ -43,9 +44,9 @@ def test_dashboard_query_count_does_not_grow_with_history(client):
     client.get(reverse("console:dashboard"))
     with CaptureQueriesContext(connection) as few:
         client.get(reverse("console:dashboard"))
-    account_id = main_account(user=user).pk
+    main_account(user=user)
     for _ in range(30):
-        hold_settle(hold_id=hold_place(account_id=account_id, amount=usd("0.01")).pk, amount=usd("0.01"))
+        meter_settle(meter_hold(user, usd("0.01")), usd("0.01"))
     with CaptureQueriesContext(connection) as many:
         client.get(reverse("console:dashboard"))
     assert len(many) == len(few)

@@ -11,8 +11,9 @@ from django.db import IntegrityError, connection, transaction
 
 from synstar.money import usd
 from tests.factories import make_user
+from tests.metering import meter_hold
 from wallet.models import Account, Entry, Hold, SystemAccount, Transaction
-from wallet.services.ledger import hold_place, main_account, system_account_id
+from wallet.services.ledger import main_account, system_account_id
 
 
 @pytest.mark.django_db(transaction=True)
@@ -49,7 +50,7 @@ def test_held_can_never_go_negative():
 @pytest.mark.django_db
 def test_check_ledger_passes_on_a_sound_ledger(capsys):
     user = make_user()
-    hold_place(account_id=main_account(user=user).pk, amount=usd("0.25"))
+    meter_hold(user, usd("0.25"))
     call_command("check_ledger")
     assert "ledger OK" in capsys.readouterr().out
 
@@ -72,8 +73,8 @@ def test_check_ledger_reports_a_cached_balance_that_disagrees_with_entries(capsy
 @pytest.mark.ledger_broken
 def test_check_ledger_reports_held_that_disagrees_with_open_holds(capsys):
     user = make_user()
-    hold = hold_place(account_id=main_account(user=user).pk, amount=usd("0.25"))
-    Hold.objects.filter(pk=hold.pk).update(status="released")
+    hold = meter_hold(user, usd("0.25"))
+    Hold.objects.filter(pk=hold.hold_id).update(status="released")
     assert "held 250000000 != sum of open holds 0" in _broken(capsys)
 
 

@@ -1,25 +1,14 @@
-from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 
 from synstar.errors import AccountInDebt, InsufficientBalance, InvalidRequest
 from synstar.money import usd
 from tests.factories import fund, make_user
+from tests.metering import meter_expire, meter_hold, meter_release, meter_settle
 from wallet.models import Account, Entry, Hold, SystemAccount, Transaction
 from wallet.selectors.ledger import wallet_statistics
-from wallet.services.ledger import (
-    HoldClosed,
-    IdempotencyConflict,
-    adjustment_create,
-    credit_create,
-    debit_create,
-    hold_place,
-    hold_release,
-    hold_settle,
-    main_account,
-)
+from wallet.services.ledger import IdempotencyConflict, adjustment_create, credit_create, debit_create, main_account
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +63,7 @@ def test_debit_beyond_available_is_refused_and_changes_nothing():
 
 def test_debit_cannot_spend_held_credit():
     user = make_user()  # 0.50
-    hold_place(account_id=main_account(user=user).pk, amount=usd("0.40"))
+    meter_hold(user, usd("0.40"))
     with pytest.raises(InsufficientBalance):
         debit_create(user=user, amount=usd("0.20"), sink=SystemAccount.REVENUE, kind="debit", idempotency_key="d")
     debit_create(user=user, amount=usd("0.10"), sink=SystemAccount.REVENUE, kind="debit", idempotency_key="d2")
@@ -111,78 +100,78 @@ def test_adjustment_needs_reason_and_staff_actor_and_cannot_overdraw(admin_user)
 def test_hold_freezes_credit_and_settle_charges_the_real_cost():
     user = make_user(balance="9.50")  # 10.00
     account = main_account(user=user)
-    hold = hold_place(account_id=account.pk, amount=usd("2"))
+    hold = meter_hold(user, usd("2"))
     s = stats(user)
     assert (s.balance, s.held, s.available) == (usd("10"), usd("2"), usd("8"))
     assert not Entry.objects.filter(account=account, transaction__kind="settlement").exists()
 
-    hold_settle(hold_id=hold.pk, amount=usd("1.25"))
+    meter_settle(hold, usd("1.25"))
     s = stats(user)
     assert (s.balance, s.held, s.consumed, s.request_count) == (usd("8.75"), 0, usd("1.25"), 1)
 
 
 def test_settle_is_exactly_once():
     user = make_user(balance="9.50")
-    hold = hold_place(account_id=main_account(user=user).pk, amount=usd("2"))
-    hold_settle(hold_id=hold.pk, amount=usd("1"))
-    again = hold_settle(hold_id=hold.pk, amount=usd("1.5"))
-    assert again.settled_amount == usd("1")
+    hold = meter_hold(user, usd("2"))
+    meter_settle(hold, usd("1"))
+    meter_settle(hold, usd("1.5"))  # a second report for the closed request changes nothing
+    assert Hold.objects.get(pk=hold.hold_id).settled_amount == usd("1")
     s = stats(user)
     assert (s.balance, s.held, s.request_count) == (usd("9"), 0, 1)
 
 
 def test_release_lifts_the_hold_without_charge_and_only_once():
     user = make_user()
-    hold = hold_place(account_id=main_account(user=user).pk, amount=usd("0.30"))
-    hold_release(hold_id=hold.pk)
-    hold_release(hold_id=hold.pk)
+    hold = meter_hold(user, usd("0.30"))
+    meter_release(hold)
+    meter_release(hold)
+    meter_settle(hold, usd("0.10"))  # a late success report for a released request changes nothing
     s = stats(user)
     assert (s.balance, s.held, s.request_count) == (usd("0.50"), 0, 0)
-    with pytest.raises(HoldClosed):
-        hold_settle(hold_id=hold.pk, amount=usd("0.10"))
+    assert Hold.objects.get(pk=hold.hold_id).status == "released"
 
 
 def test_hold_beyond_available_is_refused():
     user = make_user()
     account = main_account(user=user)
-    hold_place(account_id=account.pk, amount=usd("0.30"))
+    meter_hold(user, usd("0.30"))
     with pytest.raises(InsufficientBalance) as info:
-        hold_place(account_id=account.pk, amount=usd("0.30"))
+        meter_hold(user, usd("0.30"))
     assert info.value.extra["available"] == "0.20"
     assert Hold.objects.filter(account=account).count() == 1
 
 
 def test_settlement_above_the_hold_puts_the_account_in_debt_and_refuses_new_holds():
     user = make_user()  # 0.50
-    account = main_account(user=user)
-    hold = hold_place(account_id=account.pk, amount=usd("0.40"))
-    hold_settle(hold_id=hold.pk, amount=usd("0.70"))
+    main_account(user=user)
+    hold = meter_hold(user, usd("0.40"))
+    meter_settle(hold, usd("0.70"))
     s = stats(user)
     assert (s.balance, s.in_debt, s.debt) == (-usd("0.20"), True, usd("0.20"))
     with pytest.raises(AccountInDebt) as info:
-        hold_place(account_id=account.pk, amount=0)
+        meter_hold(user, usd("0.01"))
     assert info.value.status == 402 and info.value.code == "account_in_debt"
     fund(user, "1.00")
-    hold_place(account_id=account.pk, amount=usd("0.80"))
+    meter_hold(user, usd("0.80"))
     call_command("check_ledger")
 
 
 def test_expired_hold_settles_once_when_the_late_report_arrives():
     user = make_user(balance="0.50")  # 1.00
-    account = main_account(user=user)
-    hold = hold_place(account_id=account.pk, amount=usd("0.60"), expires_at=timezone.now() - timedelta(seconds=1))
-    hold_release(hold_id=hold.pk, expired=True)
+    main_account(user=user)
+    hold = meter_hold(user, usd("0.60"))
+    meter_expire(hold)
     assert stats(user).held == 0
-    hold_settle(hold_id=hold.pk, amount=usd("0.25"))
-    hold_settle(hold_id=hold.pk, amount=usd("0.25"))
+    meter_settle(hold, usd("0.25"))
+    meter_settle(hold, usd("0.25"))
     s = stats(user)
     assert (s.balance, s.held, s.request_count) == (usd("0.75"), 0, 1)
-    assert Hold.objects.get(pk=hold.pk).status == "settled"
+    assert Hold.objects.get(pk=hold.hold_id).status == "settled"
 
 
 def test_zero_cost_settlement_counts_the_request_without_a_posting():
     user = make_user()
-    hold = hold_place(account_id=main_account(user=user).pk, amount=usd("0.10"))
-    hold_settle(hold_id=hold.pk, amount=0)
+    hold = meter_hold(user, usd("0.10"))
+    meter_settle(hold, 0)
     s = stats(user)
     assert (s.balance, s.held, s.request_count) == (usd("0.50"), 0, 1)

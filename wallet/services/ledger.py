@@ -1,4 +1,6 @@
-"""Writes to the ledger. Every change of credit goes through `posting_create`; holds through hold_*.
+"""Writes to the ledger. Every change of credit goes through `posting_create`, except the settlement of
+metered requests, which `holds_settle` writes (set-based, for the worker's batches); holds close through
+`holds_settle` and `hold_release`.
 
 Conventions: amounts are integer nanos; a positive entry credits the account. User accounts are changed
 by one conditional UPDATE each, in primary-key order; a posting that would take spendable credit below
@@ -10,23 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from synstar.db import atomic_with_retry
-from synstar.errors import (
-    AccountInDebt,
-    Conflict,
-    InsufficientBalance,
-    InvalidRequest,
-    NotFound,
-)
+from synstar.errors import AccountInDebt, Conflict, InsufficientBalance, InvalidRequest, NotFound
 from synstar.money import format_usd, parse_usd
 from wallet.models import Account, Entry, Hold, SystemAccount, Transaction
 
@@ -259,71 +255,6 @@ def _require_positive(amount: int) -> None:
 
 # --- holds ----------------------------------------------------------------------------------------
 
-DEFAULT_HOLD_TTL = timedelta(minutes=10)
-
-
-@atomic_with_retry
-def hold_place(*, account_id: int, amount: int, expires_at: datetime | None = None) -> Hold:
-    """Freeze `amount` on a main account: one conditional UPDATE, then the hold row.
-
-    Refused (InsufficientBalance, or AccountInDebt when the balance is negative) unless
-    balance - held >= amount in the same statement that raises `held`.
-    """
-    if not isinstance(amount, int) or amount < 0:
-        raise InvalidRequest("A hold amount must be zero or more nanos.", code="invalid_amount")
-    updated = Account.objects.filter(pk=account_id, kind=Account.Kind.MAIN, balance__gte=F("held") + amount).update(
-        held=F("held") + amount
-    )
-    if updated != 1:
-        if not Account.objects.filter(pk=account_id, kind=Account.Kind.MAIN).exists():
-            raise NotFound("No such account.", code="account_not_found")
-        raise hold_refusal(account_id=account_id, amount=amount)
-    return Hold.objects.create(
-        account_id=account_id, amount=amount, expires_at=expires_at or timezone.now() + DEFAULT_HOLD_TTL
-    )
-
-
-@atomic_with_retry
-def hold_settle(*, hold_id: int, amount: int) -> Hold:
-    """Charge the real cost of a held request and lift its hold, exactly once.
-
-    The charge may exceed the hold (the account may go into debt). A hold the sweeper already expired
-    is still settled (its frozen credit was already lifted). Settling twice returns the first result;
-    settling a hold released without charge raises HoldClosed.
-    """
-    if not isinstance(amount, int) or amount < 0:
-        raise InvalidRequest("A settlement amount must be zero or more nanos.", code="invalid_amount")
-    now = timezone.now()
-    hold = Hold.objects.select_for_update().filter(pk=hold_id).first()
-    if hold is None:
-        raise NotFound("No such hold.", code="hold_not_found")
-    if hold.status == Hold.Status.SETTLED:
-        return hold
-    if hold.status == Hold.Status.RELEASED:
-        raise HoldClosed("This hold was released without charge and cannot be settled.")
-    lift = hold.amount if hold.status == Hold.Status.OPEN else 0
-    # One UPDATE of the (possibly hot) account row: lift the hold, charge, count.
-    updates = {"held": F("held") - lift, "consumed": F("consumed") + amount, "request_count": F("request_count") + 1}
-    txn = None
-    if amount > 0:
-        txn = posting_create(
-            kind=Transaction.Kind.SETTLEMENT,
-            idempotency_key=f"hold-settle:{hold.pk}",
-            description="Usage",
-            lines=[Line(hold.account_id, -amount), Line(system_account_id(SystemAccount.REVENUE), amount)],
-            allow_debt=True,
-            account_updates={hold.account_id: updates},
-        )
-    else:
-        Account.objects.filter(pk=hold.account_id).update(**updates)
-    hold.status = Hold.Status.SETTLED
-    hold.settled_amount = amount
-    hold.settlement = txn
-    hold.closed_at = now
-    hold.save(update_fields=["status", "settled_amount", "settlement", "closed_at"])
-    return hold
-
-
 @atomic_with_retry
 def hold_release(*, hold_id: int, expired: bool = False) -> Hold:
     """Lift a hold with no charge (upstream failure, or the sweeper when `expired`). Exactly once."""
@@ -340,3 +271,162 @@ def hold_release(*, hold_id: int, expired: bool = False) -> Hold:
     hold.closed_at = timezone.now()
     hold.save(update_fields=["status", "closed_at"])
     return hold
+
+
+# --- settlement of metered requests ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountCharge:
+    """What settling one request changes on its account row: `balance` down and `consumed` up by `cost`,
+    `held` down by `lift` (the hold's amount while it is still open, 0 once the sweeper expired it),
+    `request_count` up by `count` (0 for a failed request)."""
+
+    account_id: int
+    cost: int
+    lift: int
+    count: int
+
+
+@dataclass(frozen=True)
+class HoldClose:
+    """How one hold closes. `status` settled: `settled` is its settled amount, and a `cost` above zero is
+    charged by the posting `hold-settle:<hold id>` (the account's entry -cost, revenue's +cost). `status`
+    released: no charge (`settled` None, `cost` 0); only an open hold is released."""
+
+    hold_id: int
+    account_id: int
+    status: str
+    settled: int | None
+    cost: int
+
+
+def holds_settle(*, charges: Sequence[AccountCharge], closes: Sequence[HoldClose], now: datetime,
+                 orm: bool = False) -> None:
+    """Write the wallet side of settling metered requests: the account rows, the settlement postings and
+    the holds' close. The caller runs it in its transaction, has locked the holds (after its own rows:
+    generation, then hold), and updates its own rows after it (tokens after accounts: the lock order).
+
+    Each account row is updated once, in ascending id order, whatever the number of charges on it. On
+    PostgreSQL one request is one statement, and a batch a fixed number of set-based statements;
+    `orm` (or another database) writes the same rows through the ORM. The caller must not close a
+    hold twice: the hold's state was checked under its lock.
+    """
+    assert transaction.get_connection().in_atomic_block, "holds_settle must run inside a transaction"
+    merged: dict[int, list[int]] = {}
+    for c in charges:
+        row = merged.setdefault(c.account_id, [0, 0, 0])
+        row[0] += c.cost
+        row[1] += c.lift
+        row[2] += c.count
+    accounts = {a: v for a, v in sorted(merged.items()) if any(v)}
+    revenue_id = system_account_id(SystemAccount.REVENUE)
+    if orm or connection.vendor != "postgresql":
+        _holds_settle_orm(accounts, closes, now=now, revenue_id=revenue_id)
+    elif len(accounts) <= 1 and len(closes) <= 1:
+        _hold_settle_sql(accounts, closes[0] if closes else None, now=now, revenue_id=revenue_id)
+    else:
+        _holds_settle_sql(accounts, closes, now=now, revenue_id=revenue_id)
+
+
+_ACCOUNT_SETTLE_SQL = (
+    "UPDATE wallet_account SET balance = balance - %(charge)s, held = held - %(lift)s,"
+    " consumed = consumed + %(charge)s, request_count = request_count + %(count)s WHERE id = %(account_id)s"
+)
+
+
+def _hold_settle_sql(accounts: dict[int, list[int]], close: HoldClose | None, *, now, revenue_id: int) -> None:
+    """One request: one statement (its account row, its posting, its hold). The hold is already locked, so
+    the account is the only row this statement locks."""
+    params = {"now": now, "revenue_id": revenue_id}
+    ctes = []
+    if accounts:
+        ((account_id, (cost, lift, count)),) = accounts.items()
+        ctes.append(f"a AS ({_ACCOUNT_SETTLE_SQL})")
+        params.update(charge=cost, lift=lift, count=count, account_id=account_id)
+    if close is None:
+        if ctes:  # the account alone (a failed request whose hold the sweeper already expired has nothing)
+            with connection.cursor() as cursor:
+                cursor.execute(_ACCOUNT_SETTLE_SQL, params)
+        return
+    settlement = "NULL"
+    if close.cost:
+        ctes.append(
+            "x AS (INSERT INTO wallet_transaction (kind, idempotency_key, description, reason, created_at)"
+            " VALUES ('settlement', 'hold-settle:' || %(hold_id)s, 'Usage', '', %(now)s) RETURNING id)"
+        )
+        ctes.append(
+            "e AS (INSERT INTO wallet_entry (transaction_id, account_id, amount)"
+            " SELECT x.id, v.account_id, v.amount FROM x, (VALUES (%(hold_account_id)s::bigint, -%(cost)s::bigint),"
+            " (%(revenue_id)s::bigint, %(cost)s::bigint)) v(account_id, amount))"
+        )
+        settlement = "(SELECT id FROM x)"
+    params.update(hold_id=close.hold_id, hold_account_id=close.account_id, cost=close.cost, status=close.status,
+                  settled=close.settled)
+    sql = (
+        f"UPDATE wallet_hold SET status = %(status)s, settled_amount = %(settled)s, settlement_id = {settlement},"
+        " closed_at = %(now)s WHERE id = %(hold_id)s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(("WITH " + ",\n     ".join(ctes) + "\n" if ctes else "") + sql, params)
+
+
+def _holds_settle_sql(accounts: dict[int, list[int]], closes: Sequence[HoldClose], *, now, revenue_id: int) -> None:
+    """A batch: lock the accounts in ascending id order and update each once, then write the postings
+    and close the holds, each in one set-based statement."""
+    with connection.cursor() as cursor:
+        if accounts:
+            ids = list(accounts)
+            cursor.execute("SELECT id FROM wallet_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
+            cursor.execute(
+                "UPDATE wallet_account a SET balance = a.balance - v.cost, held = a.held - v.lift,"
+                " consumed = a.consumed + v.cost, request_count = a.request_count + v.n"
+                " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) v(id, cost, lift, n) WHERE a.id = v.id",
+                [ids, [accounts[a][0] for a in ids], [accounts[a][1] for a in ids], [accounts[a][2] for a in ids]],
+            )
+        charged = [c for c in closes if c.cost]
+        txn_for_hold = {}
+        if charged:
+            cursor.execute(
+                "INSERT INTO wallet_transaction (kind, idempotency_key, description, reason, created_at)"
+                " SELECT 'settlement', 'hold-settle:' || h, 'Usage', '', %s FROM unnest(%s::bigint[]) h"
+                " RETURNING id, idempotency_key",
+                [now, [c.hold_id for c in charged]],
+            )
+            txn_for_hold = {int(key.split(":")[1]): txn for txn, key in cursor.fetchall()}
+            txns, entry_accounts, amounts = [], [], []
+            for c in charged:
+                txns += [txn_for_hold[c.hold_id]] * 2
+                entry_accounts += [c.account_id, revenue_id]
+                amounts += [-c.cost, c.cost]
+            cursor.execute(
+                "INSERT INTO wallet_entry (transaction_id, account_id, amount)"
+                " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])",
+                [txns, entry_accounts, amounts],
+            )
+        if closes:
+            cursor.execute(
+                "UPDATE wallet_hold h SET status = v.status, settled_amount = v.settled, settlement_id = v.txn, closed_at = %s"
+                " FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[]) v(id, status, settled, txn) WHERE h.id = v.id",
+                [now, [c.hold_id for c in closes], [c.status for c in closes], [c.settled for c in closes],
+                 [txn_for_hold.get(c.hold_id) for c in closes]],
+            )
+
+
+def _holds_settle_orm(accounts: dict[int, list[int]], closes: Sequence[HoldClose], *, now, revenue_id: int) -> None:
+    for account_id, (cost, lift, count) in accounts.items():
+        Account.objects.filter(pk=account_id).update(
+            balance=F("balance") - cost, held=F("held") - lift, consumed=F("consumed") + cost,
+            request_count=F("request_count") + count,
+        )
+    for close in closes:
+        txn = None
+        if close.cost:
+            txn = Transaction.objects.create(
+                kind=Transaction.Kind.SETTLEMENT, idempotency_key=f"hold-settle:{close.hold_id}", description="Usage"
+            )
+            Entry.objects.bulk_create([Entry(transaction=txn, account_id=close.account_id, amount=-close.cost),
+                                       Entry(transaction=txn, account_id=revenue_id, amount=close.cost)])
+        Hold.objects.filter(pk=close.hold_id).update(
+            status=close.status, settled_amount=close.settled, settlement=txn, closed_at=now
+        )

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.models import TokenGroup
-from billing.services import token_create
+from billing.services.tokens import token_create
 from synstar.accounts.models import User
 from synstar.errors import SynstarError
 from synstar.money import parse_usd

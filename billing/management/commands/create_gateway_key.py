@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.services import gateway_key_create
+from billing.services.tokens import gateway_key_create
 from synstar.errors import SynstarError
 
 

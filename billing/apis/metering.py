@@ -1,3 +1,5 @@
+"""API: the gateway's metering (hold, usage report) and users' usage records."""
+
 import csv
 from dataclasses import replace
 from decimal import Decimal
@@ -5,24 +7,16 @@ from decimal import Decimal
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.auth import ApiTokenAuthentication, GatewayAuthentication, IsGateway, api_token, token_sees_all_usage
-from billing.models import Generation, TokenGroup
-from billing.pricing import MAX_TOKENS, MAX_UNITS, Usage
-from billing.selectors import (
-    UsageFilters,
-    generation_for_user,
-    price_display,
-    pricing_table,
-    tokens_for_user,
-    usage_records,
-)
-from billing.services import metering_hold, metering_report, token_create, token_delete, token_update
-from synstar.api import IsApiToken, IsSession, MoneyField, TokenScope
+from billing.auth import GatewayAuthentication, IsGateway, api_token, token_sees_all_usage
+from billing.models import Generation
+from billing.selectors.catalog import price_display
+from billing.selectors.metering import UsageFilters, generation_for_user, usage_records
+from billing.services.metering import metering_hold, metering_report
+from billing.services.metering.pricing import MAX_TOKENS, MAX_UNITS, Usage
+from synstar.api import MoneyField, TokenScope
 from synstar.errors import InvalidRequest, NotFound
 from synstar.money import format_usd
 from wallet.selectors.ledger import wallet_statistics
@@ -287,180 +281,6 @@ class UsageListApi(APIView):
         )
 
 
-class PriceFiguresSerializer(serializers.Serializer):
-    """One model's prices in USD strings (listed, or for a group); the keys depend on the billing type."""
-
-    input_per_million = serializers.CharField(required=False, allow_null=True)
-    output_per_million = serializers.CharField(required=False, allow_null=True)
-    cached_input_per_million = serializers.CharField(required=False, allow_null=True)
-    long_context_threshold = serializers.IntegerField(required=False, help_text="Input tokens above which the long prices apply")
-    long_input_per_million = serializers.CharField(required=False, allow_null=True)
-    long_output_per_million = serializers.CharField(required=False, allow_null=True)
-    per_request = serializers.CharField(required=False, allow_null=True)
-    per_unit = serializers.CharField(required=False, allow_null=True)
-    unit = serializers.CharField(required=False)
-    minimum_charge = serializers.CharField(required=False, allow_null=True)
-
-
-class GroupPriceSerializer(PriceFiguresSerializer):
-    rate = serializers.CharField(help_text="The group's rate multiplier for this model")
-
-
-class PricingModelSerializer(serializers.Serializer):
-    model = serializers.CharField()
-    display_name = serializers.CharField()
-    category = serializers.CharField()
-    billing_type = serializers.CharField()
-    listed = PriceFiguresSerializer()
-    groups = serializers.DictField(child=GroupPriceSerializer(), help_text="By group name: the groups the caller may use")
-
-
-class PricingApi(APIView):
-    authentication_classes = [SessionAuthentication, ApiTokenAuthentication]
-    permission_classes = [AllowAny]
-
-    class OutputSerializer(serializers.Serializer):
-        """Documents the answer built below; tests/test_openapi.py checks that they agree."""
-
-        currency = serializers.CharField()
-        models = PricingModelSerializer(many=True)
-
-    @extend_schema(summary="Model prices: listed and per group the caller may use", responses=OutputSerializer)
-    def get(self, request):
-        rows = pricing_table(user=request.user)
-        return Response(
-            {
-                "currency": "USD",
-                "models": [
-                    {
-                        "model": row.model.name,
-                        "display_name": row.model.display_name or row.model.name,
-                        "category": row.model.category,
-                        "billing_type": row.model.billing_type,
-                        "listed": price_display(row.snapshot, Decimal(1)),
-                        "groups": {group.name: {"rate": str(rate.normalize()), **price_display(row.snapshot, rate)} for group, rate in row.group_rates},
-                    }
-                    for row in rows
-                ],
-            }
-        )
-
-
-# --- tokens (session) -----------------------------------------------------------------------------
-
-
-class TokenOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    prefix = serializers.CharField(source="key_prefix")
-    group = serializers.CharField(source="group.name")
-    quota = MoneyField(allow_null=True)
-    unlimited = serializers.SerializerMethodField()
-    used = MoneyField()
-    held = MoneyField()
-    is_enabled = serializers.BooleanField()
-    can_read_account = serializers.BooleanField(help_text="May read the account through the API")
-    expires_at = serializers.DateTimeField(allow_null=True)
-    allowed_models = serializers.ListField(child=serializers.CharField())
-    allowed_ips = serializers.ListField(child=serializers.CharField())
-    created_at = serializers.DateTimeField()
-    last_used_at = serializers.DateTimeField(allow_null=True)
-
-    def get_unlimited(self, obj) -> bool:
-        return obj.quota is None
-
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        if instance.quota is None:
-            data["quota"] = None
-        return data
-
-
-class TokenInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
-    # A validated string, then a lookup: a slug-related field sent any text (NUL included) to the query.
-    group = serializers.CharField(max_length=60, required=False, help_text="A token group's name")
-    quota = MoneyField(allow_null=True, allow_zero=True, required=False, help_text="USD; null for unlimited")
-    is_enabled = serializers.BooleanField(required=False)
-    can_read_account = serializers.BooleanField(
-        required=False, help_text="Let the token read the account (wallet, bills, referrals, all usage). Default false."
-    )
-    expires_at = serializers.DateTimeField(allow_null=True, required=False)
-    allowed_models = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
-    allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=200)
-
-    def validate_group(self, value: str) -> TokenGroup:
-        group = TokenGroup.objects.filter(name=value).first()
-        if group is None:
-            raise serializers.ValidationError(f"No token group named {value!r}.")
-        return group
-
-
-class TokenListApi(APIView):
-    permission_classes = [IsSession]
-
-    class CreatedSerializer(TokenOutputSerializer):
-        key = serializers.CharField(help_text="Shown once; store it now")
-
-    @extend_schema(responses=TokenOutputSerializer(many=True), summary="List API tokens")
-    def get(self, request):
-        return Response(TokenOutputSerializer(tokens_for_user(user=request.user), many=True).data)
-
-    @extend_schema(request=TokenInputSerializer, responses={201: CreatedSerializer}, summary="Create an API token")
-    def post(self, request):
-        data = TokenInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        d = data.validated_data
-        token, raw = token_create(
-            user=request.user,
-            name=d["name"],
-            group=d.get("group"),
-            quota=d.get("quota"),
-            expires_at=d.get("expires_at"),
-            allowed_models=d.get("allowed_models"),
-            allowed_ips=d.get("allowed_ips"),
-            can_read_account=d.get("can_read_account", False),
-        )
-        if d.get("is_enabled") is False:
-            token = token_update(token_id=token.pk, user=request.user, is_enabled=False)
-        out = TokenOutputSerializer(token).data
-        out["key"] = raw
-        return Response(out, status=status.HTTP_201_CREATED)
-
-
-class TokenDetailApi(APIView):
-    permission_classes = [IsSession]
-
-    @extend_schema(request=TokenInputSerializer(partial=True), responses=TokenOutputSerializer, summary="Update an API token")
-    def patch(self, request, token_id: int):
-        data = TokenInputSerializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        token = token_update(token_id=token_id, user=request.user, **data.validated_data)
-        return Response(TokenOutputSerializer(token).data)
-
-    @extend_schema(responses={204: None}, summary="Delete an API token")
-    def delete(self, request, token_id: int):
-        token_delete(token_id=token_id, user=request.user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class KeyApi(APIView):
-    """The calling sk- token's own settings, limits and usage."""
-
-    permission_classes = [IsApiToken]
-
-    class OutputSerializer(TokenOutputSerializer):
-        remaining = MoneyField(allow_null=True, help_text="quota - used - held; null when unlimited")
-
-        def to_representation(self, instance):
-            data = super().to_representation(instance)
-            if instance.quota is None:
-                data["remaining"] = None
-            return data
-
-    @extend_schema(responses=OutputSerializer, summary="The calling API token: limits and usage")
-    def get(self, request):
-        return Response(self.OutputSerializer(api_token(request)).data)
 
 
 def usage_csv_response(rows_iter) -> StreamingHttpResponse:
@@ -486,5 +306,3 @@ def usage_csv_response(rows_iter) -> StreamingHttpResponse:
     response = StreamingHttpResponse(generate(), content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="usage.csv"'
     return response
-
-

@@ -1,14 +1,14 @@
 """The metering hot path's operations written with the ORM, for databases other than PostgreSQL (the
-SQLite quickstart of `make run`). Same functions and results as billing/hotpath.py; the test suite runs
+SQLite quickstart of `make run`). Same functions and results as billing/services/metering/sql.py; the test suite runs
 the metering scenarios through both on PostgreSQL so they cannot drift apart."""
 
 from __future__ import annotations
 
 from django.db.models import F, Q
 
-from billing.hotpath import PRICE_COLUMNS, Lookup
 from billing.models import ApiToken, Generation, ModelPrice, TierModelRate
-from wallet.models import Account, Entry, Hold, Transaction
+from billing.services.metering.sql import PRICE_COLUMNS, GenerationClose, Lookup, SettleRow
+from wallet.models import Account, Hold
 
 
 def lookup(*, key_hash: str, model: str) -> Lookup | None:
@@ -70,33 +70,23 @@ def report(**p) -> int | None:
     return p["generation_id"]
 
 
-def settle_lock(generation_id: int) -> tuple | None:
+def settle_lock(generation_id: int) -> SettleRow | None:
     g = Generation.objects.select_for_update().select_related("hold").filter(pk=generation_id).first()
     if g is None:
         return None
-    return (g.state, g.hold_id, g.token_id, g.estimated_cost, g.expired_at is None, g.outcome, g.price_snapshot, g.rate,
-            g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.est_input_tokens, g.est_output_tokens,
-            g.est_units, g.hold.account_id)
-
-
-def account_settle(*, account_id: int, cost: int, lift: int, count: int) -> None:
-    Account.objects.filter(pk=account_id).update(
-        balance=F("balance") - cost, held=F("held") - lift, consumed=F("consumed") + cost, request_count=F("request_count") + count
+    return SettleRow(
+        generation_id=g.pk, state=g.state, hold_id=g.hold_id, hold_open=g.expired_at is None,
+        account_id=g.hold.account_id, token_id=g.token_id, estimate=g.estimated_cost, outcome=g.outcome,
+        snapshot=g.price_snapshot, rate=g.rate, input_tokens=g.input_tokens, output_tokens=g.output_tokens,
+        cached_tokens=g.cached_tokens, units=g.units, est_input=g.est_input_tokens, est_output=g.est_output_tokens,
+        est_units=g.est_units,
     )
 
 
-def close_charged(**p) -> None:
-    txn = Transaction.objects.create(kind=Transaction.Kind.SETTLEMENT, idempotency_key=f"hold-settle:{p['hold_id']}", description="Usage")
-    Entry.objects.bulk_create([Entry(transaction=txn, account_id=p["account_id"], amount=-p["cost"]),
-                               Entry(transaction=txn, account_id=p["revenue_id"], amount=p["cost"])])
-    Hold.objects.filter(pk=p["hold_id"]).update(status="settled", settled_amount=p["cost"], settlement=txn, closed_at=p["now"])
-    ApiToken.objects.filter(pk=p["token_id"]).update(held=F("held") - p["lift"], used=F("used") + p["cost"])
-    Generation.objects.filter(pk=p["generation_id"]).update(state="settled", final_cost=p["cost"], charge_basis=p["basis"], closed_at=p["now"])
-
-
-def close_free(**p) -> None:
-    Hold.objects.filter(pk=p["hold_id"], status__in=p["hold_from"]).update(
-        status=p["hold_status"], settled_amount=p["settled"], closed_at=p["now"]
-    )
-    ApiToken.objects.filter(pk=p["token_id"]).update(held=F("held") - p["lift"])
-    Generation.objects.filter(pk=p["generation_id"]).update(state=p["state"], final_cost=0, charge_basis=p["basis"], closed_at=p["now"])
+def generations_close(closes: list[GenerationClose], *, now) -> None:
+    for c in sorted(closes, key=lambda c: c.token_id):
+        ApiToken.objects.filter(pk=c.token_id).update(held=F("held") - c.lift, used=F("used") + c.cost)
+    for c in closes:
+        Generation.objects.filter(pk=c.generation_id).update(
+            state=c.state, final_cost=c.cost, charge_basis=c.basis, closed_at=now
+        )

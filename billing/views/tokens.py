@@ -1,17 +1,15 @@
+"""Console pages: API tokens."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from billing.apis import usage_csv_response
-from billing.forms import TokenForm, UsageFilterForm
+from billing.forms import TokenForm
 from billing.models import ApiToken
-from billing.selectors import UsageFilters, pricing_table, tokens_for_user, usage_records
-from billing.services import token_create, token_delete, token_update
+from billing.selectors.tokens import tokens_for_user
+from billing.services.tokens import token_create, token_delete, token_update
 from synstar.errors import SynstarError
-
-PAGE_SIZE = 50
-
 
 NEW_KEY_SESSION = "billing.new_api_key"
 
@@ -68,50 +66,3 @@ def token_remove(request, token_id: int):
         return render(request, "console/_empty.html")
     messages.success(request, "Token deleted. Requests with it are refused from now on.")
     return redirect("console:tokens")
-
-
-def pricing_page(request):
-    return render(request, "console/pricing.html", {"rows": pricing_table(user=request.user)})
-
-
-@login_required
-def usage_page(request):
-    form = UsageFilterForm(request.GET or None, user=request.user)
-    filters = UsageFilters()
-    if form.is_valid():
-        d = form.cleaned_data
-        filters = UsageFilters(
-            token_id=d["token"].pk if d.get("token") else None,
-            model=d.get("model") or None,
-            state=d.get("state") or None,
-            date_from=d.get("date_from"),
-            date_to=d.get("date_to"),
-        )
-    if request.GET.get("format") == "csv":
-        return usage_csv_response(_all_records(request.user, filters))
-    try:
-        before = int(request.GET.get("before") or 0) or None
-    except ValueError:
-        before = None
-    rows = usage_records(user=request.user, filters=filters, before_id=before, limit=PAGE_SIZE + 1)
-    query = request.GET.copy()
-    query.pop("before", None)
-    context = {
-        "form": form,
-        "rows": rows[:PAGE_SIZE],
-        "next_before": rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None,
-        "is_first_page": before is None,
-        "query": query.urlencode(),
-    }
-    return render(request, "console/usage.html", context)
-
-
-def _all_records(user, filters):
-    """Every matching record for CSV export, fetched in keyset pages so memory stays flat."""
-    before = None
-    while True:
-        page = usage_records(user=user, filters=filters, before_id=before, limit=1000)
-        yield from page
-        if len(page) < 1000:
-            return
-        before = page[-1].pk

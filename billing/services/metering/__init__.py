@@ -1,9 +1,12 @@
-"""Writes: API tokens, gateway keys, and metering (hold -> usage report -> settlement)."""
+"""Writes: metering (hold -> usage report -> settlement), the gateway's path for every API request.
+
+The statements run in explicit SQL on PostgreSQL (`sql`) and through the ORM elsewhere (`orm`, the SQLite
+quickstart); `FORCE_PORTABLE` makes PostgreSQL run the ORM version too (the tests run both).
+"""
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import secrets
 import threading
@@ -16,17 +19,16 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import hotpath, portable
-from billing.keys import key_generate, key_hash, key_kind, key_prefix
-from billing.models import ApiToken, GatewayKey, Generation, ModelPrice, TokenGroup
-from billing.pricing import Usage, charge, estimate_usage, hold_amount, hold_bound
-from billing.selectors import group_allowed
+from billing.models import ApiToken, GatewayKey, Generation
+from billing.services.metering import orm, sql
+from billing.services.metering.pricing import Usage, charge, estimate_usage, hold_amount, hold_bound
+from billing.services.tokens import key_hash, key_kind, token_authenticate
 from synstar.accounts.models import User
 from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
 from synstar.money import format_usd, parse_usd
-from wallet.models import SystemAccount
-from wallet.services.ledger import hold_refusal, hold_release, system_account_id
+from wallet.models import Hold
+from wallet.services.ledger import AccountCharge, HoldClose, hold_refusal, hold_release, holds_settle
 
 logger = logging.getLogger(__name__)
 
@@ -36,185 +38,6 @@ class TokenQuotaExceeded(PaymentRequired):
     default_message = "This API token has reached its quota."
 
 
-# --- API tokens -----------------------------------------------------------------------------------
-
-
-def _clean_models(models: list[str] | None) -> list[str]:
-    names = sorted({m.strip() for m in (models or []) if m and m.strip()})
-    known = set(ModelPrice.objects.filter(name__in=names).values_list("name", flat=True))
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise InvalidRequest(f"Unknown model(s) in the allow-list: {', '.join(unknown)}.", code="model_not_found")
-    return names
-
-
-def _clean_ips(ips: list[str] | None) -> list[str]:
-    cleaned = []
-    for raw in ips or []:
-        raw = raw.strip()
-        if not raw:
-            continue
-        try:
-            cleaned.append(str(ipaddress.ip_network(raw, strict=False)))
-        except ValueError:
-            raise InvalidRequest(f"{raw!r} is not an IP address or CIDR range.", code="invalid_ip") from None
-    return sorted(set(cleaned))
-
-
-def _check_group(*, user, group: TokenGroup) -> None:
-    if not group_allowed(user=user, group=group):
-        raise PermissionDenied(f"The group {group.name!r} is not available to your account.", code="group_not_allowed")
-
-
-def default_group() -> TokenGroup:
-    group = TokenGroup.objects.filter(is_default=True).first() or TokenGroup.objects.filter(is_public=True).first()
-    if group is None:
-        raise InvalidRequest("No token group is configured yet; ask an administrator.", code="no_group")
-    return group
-
-
-@transaction.atomic
-def token_create(
-    *,
-    user,
-    name: str,
-    group: TokenGroup | None = None,
-    quota: int | None = None,
-    expires_at: datetime | None = None,
-    allowed_models: list[str] | None = None,
-    allowed_ips: list[str] | None = None,
-    can_read_account: bool = False,
-) -> tuple[ApiToken, str]:
-    """A new API token; returns it with the raw `sk-` key, which is never stored or shown again.
-
-    A token serves inference; `can_read_account` also lets it read the account through the API."""
-    name = (name or "").strip()
-    if not name or len(name) > 100:
-        raise InvalidRequest("A token needs a name of 1-100 characters.", code="invalid_name")
-    group = group or default_group()
-    _check_group(user=user, group=group)
-    if quota is not None and quota < 0:
-        raise InvalidRequest("The quota must not be negative.", code="invalid_quota")
-    if expires_at is not None and expires_at <= timezone.now():
-        raise InvalidRequest("The expiry must be in the future.", code="invalid_expiry")
-    raw = key_generate("sk")
-    token = ApiToken.objects.create(
-        user=user,
-        name=name,
-        group=group,
-        key_hash=key_hash(raw),
-        key_prefix=key_prefix(raw),
-        quota=quota,
-        expires_at=expires_at,
-        allowed_models=_clean_models(allowed_models),
-        allowed_ips=_clean_ips(allowed_ips),
-        can_read_account=bool(can_read_account),
-    )
-    return token, raw
-
-
-_UNSET = object()
-
-
-@atomic_with_retry
-def token_update(
-    *,
-    token_id: int,
-    user,
-    name=_UNSET,
-    group=_UNSET,
-    quota=_UNSET,
-    is_enabled=_UNSET,
-    expires_at=_UNSET,
-    allowed_models=_UNSET,
-    allowed_ips=_UNSET,
-    can_read_account=_UNSET,
-) -> ApiToken:
-    """Change a token's settings. A quota below what is already used (or held) is refused."""
-    token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user, deleted_at__isnull=True).first()
-    if token is None:
-        raise NotFound("No such API token.", code="token_not_found")
-    if name is not _UNSET:
-        name = (name or "").strip()
-        if not name or len(name) > 100:
-            raise InvalidRequest("A token needs a name of 1-100 characters.", code="invalid_name")
-        token.name = name
-    if group is not _UNSET:
-        _check_group(user=user, group=group)
-        token.group = group
-    if quota is not _UNSET:
-        if quota is not None and quota < token.used + token.held:
-            raise InvalidRequest(
-                f"The quota cannot be below what this token has already used "
-                f"(${format_usd(token.used + token.held, places=None)}, including in-flight requests).",
-                code="quota_below_used",
-            )
-        token.quota = quota
-    if is_enabled is not _UNSET:
-        token.is_enabled = bool(is_enabled)
-    if expires_at is not _UNSET:
-        token.expires_at = expires_at
-    if allowed_models is not _UNSET:
-        token.allowed_models = _clean_models(allowed_models)
-    if allowed_ips is not _UNSET:
-        token.allowed_ips = _clean_ips(allowed_ips)
-    if can_read_account is not _UNSET:
-        token.can_read_account = bool(can_read_account)
-    token.save()
-    return token
-
-
-@transaction.atomic
-def token_delete(*, token_id: int, user) -> None:
-    """Delete a token: it stops working at once; its usage records stay. In-flight requests still settle."""
-    updated = ApiToken.objects.filter(pk=token_id, user=user, deleted_at__isnull=True).update(
-        deleted_at=timezone.now(), is_enabled=False
-    )
-    if not updated:
-        raise NotFound("No such API token.", code="token_not_found")
-
-
-def gateway_key_create(*, name: str) -> tuple[GatewayKey, str]:
-    raw = key_generate("gw")
-    try:
-        with transaction.atomic():
-            gateway = GatewayKey.objects.create(name=name, key_hash=key_hash(raw), key_prefix=key_prefix(raw))
-    except IntegrityError:
-        raise Conflict(f"A gateway key named {name!r} already exists.", code="duplicate_name") from None
-    return gateway, raw
-
-
-def token_authenticate(*, raw_key: str) -> ApiToken:
-    """The live token for an `sk-` key, or AuthenticationFailed (a `gw-` key is told apart)."""
-    kind = key_kind(raw_key or "")
-    if kind == "gw":
-        raise AuthenticationFailed(
-            "This is a gateway key; this endpoint needs a user's sk- API token.", code="wrong_key_type"
-        )
-    token = None
-    if kind == "sk":
-        token = (
-            ApiToken.objects.filter(key_hash=key_hash(raw_key), deleted_at__isnull=True)
-            .select_related("user", "group__tier")
-            .first()
-        )
-    if token is None:
-        raise AuthenticationFailed("Invalid API token.", code="invalid_api_key")
-    return token
-
-
-def gateway_authenticate(*, raw_key: str) -> GatewayKey:
-    kind = key_kind(raw_key or "")
-    if kind == "sk":
-        raise AuthenticationFailed(
-            "This is a user's API token; metering endpoints need a gateway (gw-) key.", code="wrong_key_type"
-        )
-    gateway = None
-    if kind == "gw":
-        gateway = GatewayKey.objects.filter(key_hash=key_hash(raw_key), is_active=True).first()
-    if gateway is None:
-        raise AuthenticationFailed("Invalid gateway key.", code="invalid_gateway_key")
-    return gateway
 
 
 # --- metering -------------------------------------------------------------------------------------
@@ -404,7 +227,7 @@ FORCE_PORTABLE = False
 
 def _sql():
     """The hot path's statements: explicit PostgreSQL SQL, or the portable ORM version elsewhere."""
-    return hotpath if connection.vendor == "postgresql" and not FORCE_PORTABLE else portable
+    return sql if connection.vendor == "postgresql" and not FORCE_PORTABLE else orm
 
 
 _batch_lock = threading.Lock()
@@ -447,59 +270,51 @@ def generations_settle_batch(*, limit: int = 500) -> int:
 
 @atomic_with_retry
 def _settle_batch(*, limit: int) -> int:
-    if _sql() is not hotpath:  # portable: one by one, in this transaction
+    if _sql() is not sql:  # portable: one by one, in this transaction
         ids = list(Generation.objects.filter(state=Generation.State.REPORTED).order_by("id").values_list("pk", flat=True)[:limit])
         for generation_id in ids:
             _settle_one(generation_id)
         return len(ids)
-    rows = hotpath.batch_lock(limit)
+    rows = sql.batch_lock(limit)
     if not rows:
         return 0
     now = timezone.now()
-    accounts: dict[int, list[int]] = {}
-    tokens: dict[int, list[int]] = {}
-    charged: list[tuple[int, int, int]] = []
-    holds: list[tuple[int, str, int | None]] = []
-    generations: list[tuple[int, str, int, str]] = []
-    for (generation_id, hold_id, token_id, estimate, hold_open, outcome, snapshot, rate, input_tokens, output_tokens,
-         cached_tokens, units, est_input, est_output, est_units, account_id) in rows:
-        if isinstance(snapshot, str):
-            snapshot = json.loads(snapshot)
-        lift = estimate if hold_open else 0
-        if outcome == Generation.Outcome.FAILED:
-            cost, count, state, basis = 0, 0, Generation.State.RELEASED, ""
-            if hold_open:
-                holds.append((hold_id, "released", None))
-        else:
-            usage, basis = _usage_to_charge(snapshot=snapshot, input_tokens=input_tokens, output_tokens=output_tokens,
-                                            cached_tokens=cached_tokens, units=units, est_input=est_input,
-                                            est_output=est_output, est_units=est_units)
-            cost, count, state = charge(snapshot, usage, rate), 1, Generation.State.SETTLED
-            holds.append((hold_id, "settled", cost))
-            if cost:
-                charged.append((hold_id, account_id, cost))
-        a = accounts.setdefault(account_id, [0, 0, 0])
-        a[0] += cost
-        a[1] += lift
-        a[2] += count
-        t = tokens.setdefault(token_id, [0, 0])
-        t[0] += cost
-        t[1] += lift
-        generations.append((generation_id, state, cost, basis))
-    hotpath.batch_apply(accounts=accounts, tokens=tokens, charged=charged, holds=holds, generations=generations, now=now,
-                        revenue_id=system_account_id(SystemAccount.REVENUE))
+    settled = [_settlement(row) for row in rows]
+    # Accounts (locked in id order by the ledger), then tokens: the lock order of every path.
+    holds_settle(charges=[s[0] for s in settled], closes=[s[1] for s in settled if s[1] is not None], now=now)
+    sql.generations_close([s[2] for s in settled], now=now)
     return len(rows)
 
 
-def _usage_to_charge(*, snapshot, input_tokens, output_tokens, cached_tokens, units, est_input, est_output, est_units):
-    if input_tokens is None and output_tokens is None and units is None:
+def _settlement(row: sql.SettleRow) -> tuple[AccountCharge, HoldClose | None, sql.GenerationClose]:
+    """How a reported generation closes: its account's charge, its hold's close (none for a failed request
+    whose hold the sweeper already expired), and its token's and its own."""
+    lift = row.estimate if row.hold_open else 0
+    if row.outcome == Generation.Outcome.FAILED:
+        hold = HoldClose(row.hold_id, row.account_id, Hold.Status.RELEASED, None, 0) if row.hold_open else None
         return (
-            estimate_usage(snapshot, input_tokens=est_input, max_output_tokens=est_output, units=est_units),
+            AccountCharge(row.account_id, cost=0, lift=lift, count=0),
+            hold,
+            sql.GenerationClose(row.generation_id, row.token_id, Generation.State.RELEASED, cost=0, lift=lift, basis=""),
+        )
+    usage, basis = _usage_to_charge(row)
+    cost = charge(row.snapshot, usage, row.rate)
+    return (
+        AccountCharge(row.account_id, cost=cost, lift=lift, count=1),
+        HoldClose(row.hold_id, row.account_id, Hold.Status.SETTLED, settled=cost, cost=cost),
+        sql.GenerationClose(row.generation_id, row.token_id, Generation.State.SETTLED, cost=cost, lift=lift, basis=basis),
+    )
+
+
+def _usage_to_charge(row: sql.SettleRow) -> tuple[Usage, str]:
+    if row.input_tokens is None and row.output_tokens is None and row.units is None:
+        return (
+            estimate_usage(row.snapshot, input_tokens=row.est_input, max_output_tokens=row.est_output, units=row.est_units),
             Generation.ChargeBasis.ESTIMATE,
         )
     return (
-        Usage(input_tokens=input_tokens or 0, output_tokens=output_tokens or 0, cached_tokens=cached_tokens or 0,
-              units=units or Decimal(0)),
+        Usage(input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
+              cached_tokens=row.cached_tokens or 0, units=row.units or Decimal(0)),
         Generation.ChargeBasis.REPORTED,
     )
 
@@ -520,33 +335,12 @@ def _generation_settle(*, generation_id: int) -> None:
 
 def _settle_one(generation_id: int) -> None:
     row = _sql().settle_lock(generation_id)
-    if row is None or row[0] != Generation.State.REPORTED:
+    if row is None or row.state != Generation.State.REPORTED:
         return
-    (_, hold_id, token_id, estimate, hold_open, outcome, snapshot, rate, input_tokens, output_tokens, cached_tokens,
-     units, est_input, est_output, est_units, account_id) = row
-    if isinstance(snapshot, str):
-        snapshot = json.loads(snapshot)
-    lift = estimate if hold_open else 0
+    account, hold, generation = _settlement(row)
     now = timezone.now()
-    if outcome == Generation.Outcome.FAILED:
-        if lift:
-            _sql().account_settle(account_id=account_id, cost=0, lift=lift, count=0)
-        _sql().close_free(hold_status="released", settled=None, hold_from=["open"], now=now, hold_id=hold_id,
-                           lift=lift, token_id=token_id, state=Generation.State.RELEASED, basis="", generation_id=generation_id)
-        return
-    usage, basis = _usage_to_charge(snapshot=snapshot, input_tokens=input_tokens, output_tokens=output_tokens,
-                                    cached_tokens=cached_tokens, units=units, est_input=est_input, est_output=est_output,
-                                    est_units=est_units)
-    cost = charge(snapshot, usage, rate)
-    _sql().account_settle(account_id=account_id, cost=cost, lift=lift, count=1)
-    if cost:
-        _sql().close_charged(hold_id=hold_id, now=now, account_id=account_id, cost=cost,
-                              revenue_id=system_account_id(SystemAccount.REVENUE), lift=lift, token_id=token_id,
-                              basis=basis, generation_id=generation_id)
-    else:
-        _sql().close_free(hold_status="settled", settled=0, hold_from=["open", "expired"], now=now, hold_id=hold_id,
-                           lift=lift, token_id=token_id, state=Generation.State.SETTLED, basis=basis,
-                           generation_id=generation_id)
+    holds_settle(charges=[account], closes=[hold] if hold else [], now=now, orm=_sql() is orm)
+    _sql().generations_close([generation], now=now)
 
 
 @atomic_with_retry

@@ -1,10 +1,15 @@
 """The metering hot path in explicit SQL: every API request runs it, so it is a few round trips.
 
-It writes exactly the rows the ORM services would (holds, generations, the settlement posting with its
-idempotency key `hold-settle:<hold id>`, cached balances), which the tests and check_ledger verify.
+It writes exactly the rows the ORM version (`orm.py`) does, which the tests and check_ledger verify.
+The wallet's rows of a settlement (account, posting `hold-settle:<hold id>`, hold) are written by the
+ledger (`wallet.services.ledger.holds_settle`); this module writes billing's (token, generation).
 Lock order is the same everywhere: generation, hold, then account, then token. The account row is
 always changed by a statement of its own before the token's: data-modifying CTEs run in no defined
 order, so the account update is never folded into a CTE that also touches a token.
+
+The hold's placement (`account_hold`: the account's held, then `token_hold_and_open`: the token's held,
+the wallet_hold row and the generation in one statement) stays here: moving the wallet_hold insert to
+the ledger would cost a round trip on every API request.
 """
 
 from __future__ import annotations
@@ -153,81 +158,111 @@ def report(**params) -> int | None:
     return None if row is None else row[0]
 
 
-SETTLE_LOCK_SQL = """
-SELECT g.state, g.hold_id, g.token_id, g.estimated_cost, g.expired_at IS NULL, g.outcome, g.price_snapshot, g.rate,
-       g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.est_input_tokens, g.est_output_tokens, g.est_units,
-       h.account_id
+@dataclass(frozen=True)
+class SettleRow:
+    """What settling one reported generation needs, read under the lock of the generation and its hold."""
+
+    generation_id: int
+    state: str
+    hold_id: int
+    hold_open: bool  # the sweeper has not expired it: its frozen amount is still in the account's held
+    account_id: int
+    token_id: int
+    estimate: int
+    outcome: str
+    snapshot: dict
+    rate: Decimal
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_tokens: int | None
+    units: Decimal | None
+    est_input: int
+    est_output: int
+    est_units: Decimal
+
+    @classmethod
+    def from_row(cls, row) -> SettleRow:
+        row = list(row)
+        if isinstance(row[8], str):
+            row[8] = json.loads(row[8])
+        return cls(*row)
+
+
+@dataclass(frozen=True)
+class GenerationClose:
+    """Billing's side of settling one generation: its token's held down by `lift` and used up by `cost`,
+    the generation closed in `state` with `cost` as its final cost."""
+
+    generation_id: int
+    token_id: int
+    state: str
+    cost: int
+    lift: int
+    basis: str
+
+
+SETTLE_COLUMNS = """g.id, g.state, g.hold_id, g.expired_at IS NULL, h.account_id, g.token_id, g.estimated_cost, g.outcome,
+       g.price_snapshot, g.rate, g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.est_input_tokens,
+       g.est_output_tokens, g.est_units"""
+
+SETTLE_LOCK_SQL = f"""
+SELECT {SETTLE_COLUMNS}
   FROM billing_generation g JOIN wallet_hold h ON h.id = g.hold_id
  WHERE g.id = %s
    FOR UPDATE
 """
 
 
-def settle_lock(generation_id: int) -> tuple | None:
+def settle_lock(generation_id: int) -> SettleRow | None:
     """Lock the generation and its hold (in that order) and read what settlement needs."""
     with connection.cursor() as cursor:
         cursor.execute(SETTLE_LOCK_SQL, [generation_id])
-        return cursor.fetchone()
+        row = cursor.fetchone()
+    return None if row is None else SettleRow.from_row(row)
 
 
-def account_settle(*, account_id: int, cost: int, lift: int, count: int) -> None:
-    """One UPDATE of the account row: charge, lift the hold, add consumption and the request."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE wallet_account SET balance = balance - %(cost)s, held = held - %(lift)s, "
-            "consumed = consumed + %(cost)s, request_count = request_count + %(count)s WHERE id = %(id)s",
-            {"cost": cost, "lift": lift, "count": count, "id": account_id},
-        )
-
-
-CLOSE_CHARGED_SQL = """
-WITH x AS (
-    INSERT INTO wallet_transaction (kind, idempotency_key, description, reason, created_at)
-    VALUES ('settlement', 'hold-settle:' || %(hold_id)s, 'Usage', '', %(now)s)
-    RETURNING id),
-e AS (
-    INSERT INTO wallet_entry (transaction_id, account_id, amount)
-    SELECT x.id, v.account_id, v.amount FROM x, (VALUES (%(account_id)s::bigint, -%(cost)s::bigint),
-                                                        (%(revenue_id)s::bigint, %(cost)s::bigint)) v(account_id, amount)),
-h AS (
-    UPDATE wallet_hold SET status = 'settled', settled_amount = %(cost)s, settlement_id = (SELECT id FROM x),
-           closed_at = %(now)s
-     WHERE id = %(hold_id)s),
-t AS (
+CLOSE_SQL = """
+WITH t AS (
     UPDATE billing_apitoken SET held = held - %(lift)s, used = used + %(cost)s WHERE id = %(token_id)s)
-UPDATE billing_generation SET state = 'settled', final_cost = %(cost)s, charge_basis = %(basis)s, closed_at = %(now)s
- WHERE id = %(generation_id)s
-"""
-
-CLOSE_FREE_SQL = """
-WITH h AS (
-    UPDATE wallet_hold SET status = %(hold_status)s, settled_amount = %(settled)s, closed_at = %(now)s
-     WHERE id = %(hold_id)s AND status = ANY(%(hold_from)s)),
-t AS (
-    UPDATE billing_apitoken SET held = held - %(lift)s WHERE id = %(token_id)s)
-UPDATE billing_generation SET state = %(state)s, final_cost = 0, charge_basis = %(basis)s, closed_at = %(now)s
+UPDATE billing_generation SET state = %(state)s, final_cost = %(cost)s, charge_basis = %(basis)s, closed_at = %(now)s
  WHERE id = %(generation_id)s
 """
 
 
-def close_charged(**params) -> None:
-    """The settlement posting (transaction + two entries), the hold, the token and the generation."""
+def generations_close(closes: list[GenerationClose], *, now) -> None:
+    """Billing's rows of settled generations, after the wallet's (`holds_settle`): their tokens (locked in
+    ascending id order, each updated once) and the generations. One generation is one statement; a
+    batch three set-based ones."""
     with connection.cursor() as cursor:
-        cursor.execute(CLOSE_CHARGED_SQL, params)
-
-
-def close_free(**params) -> None:
-    """No charge: a failed request released, or a zero-cost request settled."""
-    with connection.cursor() as cursor:
-        cursor.execute(CLOSE_FREE_SQL, params)
+        if len(closes) == 1:
+            (c,) = closes
+            cursor.execute(CLOSE_SQL, {"lift": c.lift, "cost": c.cost, "token_id": c.token_id, "state": c.state,
+                                       "basis": c.basis, "now": now, "generation_id": c.generation_id})
+            return
+        tokens: dict[int, list[int]] = {}
+        for c in closes:
+            t = tokens.setdefault(c.token_id, [0, 0])
+            t[0] += c.cost
+            t[1] += c.lift
+        token_ids = sorted(tokens)
+        cursor.execute("SELECT id FROM billing_apitoken WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [token_ids])
+        cursor.execute(
+            "UPDATE billing_apitoken t SET held = t.held - v.lift, used = t.used + v.cost"
+            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) v(id, cost, lift) WHERE t.id = v.id",
+            [token_ids, [tokens[t][0] for t in token_ids], [tokens[t][1] for t in token_ids]],
+        )
+        cursor.execute(
+            "UPDATE billing_generation g SET state = v.state, final_cost = v.cost, charge_basis = v.basis, closed_at = %s"
+            " FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[]) v(id, state, cost, basis) WHERE g.id = v.id",
+            [now, [c.generation_id for c in closes], [c.state for c in closes], [c.cost for c in closes],
+             [c.basis for c in closes]],
+        )
 
 
 # --- settlement in batches (the Celery worker's path) ---------------------------------------------
 
-BATCH_LOCK_SQL = """
-SELECT g.id, g.hold_id, g.token_id, g.estimated_cost, g.expired_at IS NULL, g.outcome, g.price_snapshot, g.rate,
-       g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.est_input_tokens, g.est_output_tokens, g.est_units,
-       h.account_id
+BATCH_LOCK_SQL = f"""
+SELECT {SETTLE_COLUMNS}
   FROM billing_generation g JOIN wallet_hold h ON h.id = g.hold_id
  WHERE g.state = 'reported'
  ORDER BY g.id
@@ -236,62 +271,8 @@ SELECT g.id, g.hold_id, g.token_id, g.estimated_cost, g.expired_at IS NULL, g.ou
 """
 
 
-def batch_lock(limit: int) -> list[tuple]:
+def batch_lock(limit: int) -> list[SettleRow]:
     """Take up to `limit` reported generations (and their holds) that nobody else is settling."""
     with connection.cursor() as cursor:
         cursor.execute(BATCH_LOCK_SQL, [limit])
-        return cursor.fetchall()
-
-
-def batch_apply(*, accounts: dict, tokens: dict, charged: list, holds: list, generations: list, now, revenue_id: int) -> None:
-    """Apply a batch: lock accounts then tokens in ascending id order, update each once, then write the
-    settlement postings, holds and generations in set-based statements."""
-    with connection.cursor() as cursor:
-        account_ids = sorted(accounts)
-        cursor.execute("SELECT id FROM wallet_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [account_ids])
-        cursor.execute(
-            "UPDATE wallet_account a SET balance = a.balance - v.cost, held = a.held - v.lift,"
-            " consumed = a.consumed + v.cost, request_count = a.request_count + v.n"
-            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) v(id, cost, lift, n) WHERE a.id = v.id",
-            [account_ids, [accounts[a][0] for a in account_ids], [accounts[a][1] for a in account_ids],
-             [accounts[a][2] for a in account_ids]],
-        )
-        token_ids = sorted(tokens)
-        cursor.execute("SELECT id FROM billing_apitoken WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [token_ids])
-        cursor.execute(
-            "UPDATE billing_apitoken t SET held = t.held - v.lift, used = t.used + v.cost"
-            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) v(id, cost, lift) WHERE t.id = v.id",
-            [token_ids, [tokens[t][0] for t in token_ids], [tokens[t][1] for t in token_ids]],
-        )
-        txn_for_hold = {}
-        if charged:  # (hold id, account id, cost)
-            cursor.execute(
-                "INSERT INTO wallet_transaction (kind, idempotency_key, description, reason, created_at)"
-                " SELECT 'settlement', 'hold-settle:' || h, 'Usage', '', %s FROM unnest(%s::bigint[]) h"
-                " RETURNING id, idempotency_key",
-                [now, [c[0] for c in charged]],
-            )
-            txn_for_hold = {int(key.split(":")[1]): txn for txn, key in cursor.fetchall()}
-            txns, entry_accounts, amounts = [], [], []
-            for hold_id, account_id, cost in charged:
-                txns += [txn_for_hold[hold_id]] * 2
-                entry_accounts += [account_id, revenue_id]
-                amounts += [-cost, cost]
-            cursor.execute(
-                "INSERT INTO wallet_entry (transaction_id, account_id, amount)"
-                " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])",
-                [txns, entry_accounts, amounts],
-            )
-        if holds:  # (hold id, new status, settled amount or None)
-            cursor.execute(
-                "UPDATE wallet_hold h SET status = v.status, settled_amount = v.settled, settlement_id = v.txn, closed_at = %s"
-                " FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[]) v(id, status, settled, txn) WHERE h.id = v.id",
-                [now, [h[0] for h in holds], [h[1] for h in holds], [h[2] for h in holds],
-                 [txn_for_hold.get(h[0]) for h in holds]],
-            )
-        cursor.execute(  # (generation id, state, cost, basis)
-            "UPDATE billing_generation g SET state = v.state, final_cost = v.cost, charge_basis = v.basis, closed_at = %s"
-            " FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[]) v(id, state, cost, basis) WHERE g.id = v.id",
-            [now, [g[0] for g in generations], [g[1] for g in generations], [g[2] for g in generations],
-             [g[3] for g in generations]],
-        )
+        return [SettleRow.from_row(row) for row in cursor.fetchall()]

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
+from billing.models.catalog import DEFAULT_MAX_OUTPUT_TOKENS, MAX_TOKENS
 from synstar.errors import InvalidRequest
 from synstar.money import round_half_up
 
 MILLION = 1_000_000
-MAX_TOKENS = 100_000_000  # per request; anything above is a client bug, not a request
 MAX_UNITS = Decimal(1_000_000)
-DEFAULT_MAX_OUTPUT_TOKENS = 4096  # a new model's default_max_output_tokens
 
 
 class RequestNotPriceable(InvalidRequest):

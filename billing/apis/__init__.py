@@ -1,0 +1,1 @@
+"""DRF APIs, one module per domain: catalog, tokens, metering."""

@@ -1,0 +1,128 @@
+"""API: users' API tokens (session), and the calling token's own settings."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.auth import api_token
+from billing.models import TokenGroup
+from billing.selectors.tokens import tokens_for_user
+from billing.services.tokens import token_create, token_delete, token_update
+from synstar.api import IsApiToken, IsSession, MoneyField
+
+# --- tokens (session) -----------------------------------------------------------------------------
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    prefix = serializers.CharField(source="key_prefix")
+    group = serializers.CharField(source="group.name")
+    quota = MoneyField(allow_null=True)
+    unlimited = serializers.SerializerMethodField()
+    used = MoneyField()
+    held = MoneyField()
+    is_enabled = serializers.BooleanField()
+    can_read_account = serializers.BooleanField(help_text="May read the account through the API")
+    expires_at = serializers.DateTimeField(allow_null=True)
+    allowed_models = serializers.ListField(child=serializers.CharField())
+    allowed_ips = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+    def get_unlimited(self, obj) -> bool:
+        return obj.quota is None
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if instance.quota is None:
+            data["quota"] = None
+        return data
+
+
+class TokenInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    # A validated string, then a lookup: a slug-related field sent any text (NUL included) to the query.
+    group = serializers.CharField(max_length=60, required=False, help_text="A token group's name")
+    quota = MoneyField(allow_null=True, allow_zero=True, required=False, help_text="USD; null for unlimited")
+    is_enabled = serializers.BooleanField(required=False)
+    can_read_account = serializers.BooleanField(
+        required=False, help_text="Let the token read the account (wallet, bills, referrals, all usage). Default false."
+    )
+    expires_at = serializers.DateTimeField(allow_null=True, required=False)
+    allowed_models = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
+    allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=200)
+
+    def validate_group(self, value: str) -> TokenGroup:
+        group = TokenGroup.objects.filter(name=value).first()
+        if group is None:
+            raise serializers.ValidationError(f"No token group named {value!r}.")
+        return group
+
+
+class TokenListApi(APIView):
+    permission_classes = [IsSession]
+
+    class CreatedSerializer(TokenOutputSerializer):
+        key = serializers.CharField(help_text="Shown once; store it now")
+
+    @extend_schema(responses=TokenOutputSerializer(many=True), summary="List API tokens")
+    def get(self, request):
+        return Response(TokenOutputSerializer(tokens_for_user(user=request.user), many=True).data)
+
+    @extend_schema(request=TokenInputSerializer, responses={201: CreatedSerializer}, summary="Create an API token")
+    def post(self, request):
+        data = TokenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        token, raw = token_create(
+            user=request.user,
+            name=d["name"],
+            group=d.get("group"),
+            quota=d.get("quota"),
+            expires_at=d.get("expires_at"),
+            allowed_models=d.get("allowed_models"),
+            allowed_ips=d.get("allowed_ips"),
+            can_read_account=d.get("can_read_account", False),
+        )
+        if d.get("is_enabled") is False:
+            token = token_update(token_id=token.pk, user=request.user, is_enabled=False)
+        out = TokenOutputSerializer(token).data
+        out["key"] = raw
+        return Response(out, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailApi(APIView):
+    permission_classes = [IsSession]
+
+    @extend_schema(request=TokenInputSerializer(partial=True), responses=TokenOutputSerializer, summary="Update an API token")
+    def patch(self, request, token_id: int):
+        data = TokenInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        token = token_update(token_id=token_id, user=request.user, **data.validated_data)
+        return Response(TokenOutputSerializer(token).data)
+
+    @extend_schema(responses={204: None}, summary="Delete an API token")
+    def delete(self, request, token_id: int):
+        token_delete(token_id=token_id, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class KeyApi(APIView):
+    """The calling sk- token's own settings, limits and usage."""
+
+    permission_classes = [IsApiToken]
+
+    class OutputSerializer(TokenOutputSerializer):
+        remaining = MoneyField(allow_null=True, help_text="quota - used - held; null when unlimited")
+
+        def to_representation(self, instance):
+            data = super().to_representation(instance)
+            if instance.quota is None:
+                data["remaining"] = None
+            return data
+
+    @extend_schema(responses=OutputSerializer, summary="The calling API token: limits and usage")
+    def get(self, request):
+        return Response(self.OutputSerializer(api_token(request)).data)

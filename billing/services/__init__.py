@@ -1,0 +1,1 @@
+"""Writes, one module per domain: tokens (API tokens and gateway keys), metering (its own package)."""

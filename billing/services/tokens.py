@@ -1,0 +1,226 @@
+"""Writes: users' API tokens and gateway keys, and authenticating their secret keys.
+
+Secret keys: `sk-` for users' API tokens, `gw-` for gateways. Shown once, stored as sha256.
+
+The keys carry 238 bits of randomness, so an unsalted fast hash is safe (as GitHub and Stripe tokens
+are): no dictionary to attack, and the lookup by hash stays one indexed query per request."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import secrets
+import string
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.models import ApiToken, GatewayKey, ModelPrice, TokenGroup
+from billing.selectors.tokens import group_allowed
+from synstar.db import atomic_with_retry
+from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied
+from synstar.money import format_usd
+
+ALPHABET = string.ascii_letters + string.digits
+KEY_LENGTH = 40
+PREFIX_LENGTH = 10  # "sk-" + 7 characters shown in lists
+
+
+def key_generate(kind: str) -> str:
+    assert kind in ("sk", "gw")
+    return f"{kind}-" + "".join(secrets.choice(ALPHABET) for _ in range(KEY_LENGTH))
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_prefix(key: str) -> str:
+    return key[:PREFIX_LENGTH]
+
+
+def key_kind(key: str) -> str | None:
+    if key.startswith("sk-"):
+        return "sk"
+    if key.startswith("gw-"):
+        return "gw"
+    return None
+
+
+def _clean_models(models: list[str] | None) -> list[str]:
+    names = sorted({m.strip() for m in (models or []) if m and m.strip()})
+    known = set(ModelPrice.objects.filter(name__in=names).values_list("name", flat=True))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidRequest(f"Unknown model(s) in the allow-list: {', '.join(unknown)}.", code="model_not_found")
+    return names
+
+
+def _clean_ips(ips: list[str] | None) -> list[str]:
+    cleaned = []
+    for raw in ips or []:
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            cleaned.append(str(ipaddress.ip_network(raw, strict=False)))
+        except ValueError:
+            raise InvalidRequest(f"{raw!r} is not an IP address or CIDR range.", code="invalid_ip") from None
+    return sorted(set(cleaned))
+
+
+def _check_group(*, user, group: TokenGroup) -> None:
+    if not group_allowed(user=user, group=group):
+        raise PermissionDenied(f"The group {group.name!r} is not available to your account.", code="group_not_allowed")
+
+
+def default_group() -> TokenGroup:
+    group = TokenGroup.objects.filter(is_default=True).first() or TokenGroup.objects.filter(is_public=True).first()
+    if group is None:
+        raise InvalidRequest("No token group is configured yet; ask an administrator.", code="no_group")
+    return group
+
+
+@transaction.atomic
+def token_create(
+    *,
+    user,
+    name: str,
+    group: TokenGroup | None = None,
+    quota: int | None = None,
+    expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
+    allowed_ips: list[str] | None = None,
+    can_read_account: bool = False,
+) -> tuple[ApiToken, str]:
+    """A new API token; returns it with the raw `sk-` key, which is never stored or shown again.
+
+    A token serves inference; `can_read_account` also lets it read the account through the API."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise InvalidRequest("A token needs a name of 1-100 characters.", code="invalid_name")
+    group = group or default_group()
+    _check_group(user=user, group=group)
+    if quota is not None and quota < 0:
+        raise InvalidRequest("The quota must not be negative.", code="invalid_quota")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidRequest("The expiry must be in the future.", code="invalid_expiry")
+    raw = key_generate("sk")
+    token = ApiToken.objects.create(
+        user=user,
+        name=name,
+        group=group,
+        key_hash=key_hash(raw),
+        key_prefix=key_prefix(raw),
+        quota=quota,
+        expires_at=expires_at,
+        allowed_models=_clean_models(allowed_models),
+        allowed_ips=_clean_ips(allowed_ips),
+        can_read_account=bool(can_read_account),
+    )
+    return token, raw
+
+
+_UNSET = object()
+
+
+@atomic_with_retry
+def token_update(
+    *,
+    token_id: int,
+    user,
+    name=_UNSET,
+    group=_UNSET,
+    quota=_UNSET,
+    is_enabled=_UNSET,
+    expires_at=_UNSET,
+    allowed_models=_UNSET,
+    allowed_ips=_UNSET,
+    can_read_account=_UNSET,
+) -> ApiToken:
+    """Change a token's settings. A quota below what is already used (or held) is refused."""
+    token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user, deleted_at__isnull=True).first()
+    if token is None:
+        raise NotFound("No such API token.", code="token_not_found")
+    if name is not _UNSET:
+        name = (name or "").strip()
+        if not name or len(name) > 100:
+            raise InvalidRequest("A token needs a name of 1-100 characters.", code="invalid_name")
+        token.name = name
+    if group is not _UNSET:
+        _check_group(user=user, group=group)
+        token.group = group
+    if quota is not _UNSET:
+        if quota is not None and quota < token.used + token.held:
+            raise InvalidRequest(
+                f"The quota cannot be below what this token has already used "
+                f"(${format_usd(token.used + token.held, places=None)}, including in-flight requests).",
+                code="quota_below_used",
+            )
+        token.quota = quota
+    if is_enabled is not _UNSET:
+        token.is_enabled = bool(is_enabled)
+    if expires_at is not _UNSET:
+        token.expires_at = expires_at
+    if allowed_models is not _UNSET:
+        token.allowed_models = _clean_models(allowed_models)
+    if allowed_ips is not _UNSET:
+        token.allowed_ips = _clean_ips(allowed_ips)
+    if can_read_account is not _UNSET:
+        token.can_read_account = bool(can_read_account)
+    token.save()
+    return token
+
+
+@transaction.atomic
+def token_delete(*, token_id: int, user) -> None:
+    """Delete a token: it stops working at once; its usage records stay. In-flight requests still settle."""
+    updated = ApiToken.objects.filter(pk=token_id, user=user, deleted_at__isnull=True).update(
+        deleted_at=timezone.now(), is_enabled=False
+    )
+    if not updated:
+        raise NotFound("No such API token.", code="token_not_found")
+
+
+def gateway_key_create(*, name: str) -> tuple[GatewayKey, str]:
+    raw = key_generate("gw")
+    try:
+        with transaction.atomic():
+            gateway = GatewayKey.objects.create(name=name, key_hash=key_hash(raw), key_prefix=key_prefix(raw))
+    except IntegrityError:
+        raise Conflict(f"A gateway key named {name!r} already exists.", code="duplicate_name") from None
+    return gateway, raw
+
+
+def token_authenticate(*, raw_key: str) -> ApiToken:
+    """The live token for an `sk-` key, or AuthenticationFailed (a `gw-` key is told apart)."""
+    kind = key_kind(raw_key or "")
+    if kind == "gw":
+        raise AuthenticationFailed(
+            "This is a gateway key; this endpoint needs a user's sk- API token.", code="wrong_key_type"
+        )
+    token = None
+    if kind == "sk":
+        token = (
+            ApiToken.objects.filter(key_hash=key_hash(raw_key), deleted_at__isnull=True)
+            .select_related("user", "group__tier")
+            .first()
+        )
+    if token is None:
+        raise AuthenticationFailed("Invalid API token.", code="invalid_api_key")
+    return token
+
+
+def gateway_authenticate(*, raw_key: str) -> GatewayKey:
+    kind = key_kind(raw_key or "")
+    if kind == "sk":
+        raise AuthenticationFailed(
+            "This is a user's API token; metering endpoints need a gateway (gw-) key.", code="wrong_key_type"
+        )
+    gateway = None
+    if kind == "gw":
+        gateway = GatewayKey.objects.filter(key_hash=key_hash(raw_key), is_active=True).first()
+    if gateway is None:
+        raise AuthenticationFailed("Invalid gateway key.", code="invalid_gateway_key")
+    return gateway
