@@ -23,7 +23,7 @@ from billing.models import ApiToken, GatewayKey, Generation
 from billing.services.metering import orm, sql
 from billing.services.metering.pricing import Usage, charge, estimate_usage, hold_amount, hold_bound
 from billing.services.tokens import key_hash, key_kind, token_authenticate
-from synstar.accounts.models import User
+from synstar.accounts.selectors import HOLD, account_policy
 from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
 from synstar.money import format_usd, parse_usd
@@ -52,17 +52,10 @@ def _min_hold() -> int:
 
 
 def _check_usable(*, found, model_name: str, client_ip: str | None, now: datetime) -> None:
-    if found.user_status == User.Status.SUSPENDED:
-        raise PermissionDenied("The account is suspended; contact support.", code="account_suspended")
-    if found.user_status == User.Status.UNDER_REVIEW:
-        reason = User.ReviewReason(found.review_reason).label.lower()
-        raise PermissionDenied(
-            f"The account is under {reason} review; requests are paused.",
-            code="account_under_review",
-            reason=found.review_reason,
-        )
-    if not found.user_active:
-        raise PermissionDenied("The account is deactivated.", code="account_inactive")
+    # The account-status policy, from the status columns the one lookup read.
+    refusal = account_policy(status=found.user_status, review_reason=found.review_reason, is_active=found.user_active).refusal(HOLD)
+    if refusal is not None:
+        raise refusal
     if not found.is_enabled:
         raise PermissionDenied("This API token is disabled.", code="token_disabled")
     if found.expires_at is not None and found.expires_at <= now:
