@@ -7,10 +7,9 @@ from django.db.models import OuterRef, Subquery
 
 from synstar.accounts.admin import StatusChangeInline, UserChangeForm, UserCreationForm
 from synstar.accounts.models import User
-from synstar.accounts.services import user_status_set
 from synstar.errors import SynstarError
 from synstar.money import format_usd
-from synstar.onboarding import user_signup_complete
+from synstar.onboarding import user_save_from_admin
 from wallet.admin import adjust_balance_action
 from wallet.models import Account
 
@@ -56,22 +55,11 @@ class UserAdmin(BaseUserAdmin):
         return f"${format_usd(getattr(obj, 'main_held', None) or 0, grouping=True)}"
 
     def save_model(self, request, obj, form, change):
-        status_changed = change and {"status", "review_reason"} & set(form.changed_data)
-        if status_changed:
-            new_status, new_reason = obj.status, obj.review_reason
-            original = User.objects.get(pk=obj.pk)
-            obj.status, obj.review_reason = original.status, original.review_reason
-        super().save_model(request, obj, form, change)
-        if not change:
-            user_signup_complete(user=obj)
-        if status_changed:
-            try:
-                user_status_set(
-                    user=obj,
-                    status=new_status,
-                    review_reason=new_reason,
-                    note=form.cleaned_data["status_change_note"],
-                    actor=request.user,
-                )
-            except SynstarError as exc:
-                messages.error(request, exc.message)
+        status_changed = bool(change and {"status", "review_reason"} & set(form.changed_data))
+        try:
+            user_save_from_admin(
+                user=obj, created=not change, actor=request.user,
+                status_change=(obj.status, obj.review_reason, form.cleaned_data.get("status_change_note", "")) if status_changed else None,
+            )
+        except SynstarError as exc:
+            messages.error(request, exc.message)

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from referrals.services import INVITE_SESSION_KEY, invite_code_for, referral_record
 from synstar.accounts.models import User
+from synstar.accounts.services import user_status_set
 from wallet.services.ledger import signup_grant_issue
 
 
@@ -29,6 +30,22 @@ def user_signup_complete(*, user: User, invite_code: str = "") -> None:
     invite_code_for(user=user)
     if invite_code:
         referral_record(invitee=user, code=invite_code)
+
+
+def user_save_from_admin(*, user: User, created: bool, actor: User, status_change: tuple[str, str, str] | None = None) -> User:
+    """An operator saved a user in admin: the profile as edited; the status only through user_status_set
+    (with the operator and their reason, recorded); a user added there is onboarded like a signup."""
+    if status_change is not None and not created:
+        original = User.objects.get(pk=user.pk)
+        user.status, user.review_reason = original.status, original.review_reason  # changed below, with its record
+    with transaction.atomic():
+        user.save()
+        if created:
+            user_signup_complete(user=user)
+    if status_change is not None and not created:
+        status, review_reason, note = status_change
+        user = user_status_set(user=user, status=status, review_reason=review_reason, note=note, actor=actor)
+    return user
 
 
 class AccountAdapter(DefaultAccountAdapter):

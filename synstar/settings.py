@@ -135,6 +135,9 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[SynStar] "
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "console:dashboard"
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# SMTP in one setting, e.g. smtp+tls://user:password@smtp.example.com:587 (django-environ's email URL).
+if env("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="SynStar <no-reply@synstar.local>")
 
 # --- Product settings -----------------------------------------------------------------------------

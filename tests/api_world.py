@@ -41,12 +41,12 @@ def _token(user, name: str, **kwargs) -> ApiToken:
     return token
 
 
-def gateway_post(client, url: str, body: dict, key: str):
+def gateway_call(client, url: str, body: dict, key: str):
     return client.post(url, json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
 
 
 def hold(client, world: "World", token: ApiToken) -> str:
-    response = gateway_post(
+    response = gateway_call(
         client, "/api/v1/metering/holds",
         {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 1000, "max_output_tokens": 500}, world.gateway_key,
     )
@@ -78,7 +78,7 @@ def make_world(client) -> World:
     )
     world.generations["plain_held"] = hold(client, world, world.plain)
     settled = hold(client, world, world.plain)
-    report = gateway_post(
+    report = gateway_call(
         client, f"/api/v1/metering/holds/{settled}/usage",
         {"status": "succeeded", "input_tokens": 1000, "output_tokens": 100}, world.gateway_key,
     )

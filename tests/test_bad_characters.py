@@ -6,7 +6,7 @@ import json
 import pytest
 
 from billing.models import ApiToken, Generation
-from tests.api_world import gateway_post, make_world
+from tests.api_world import gateway_call, make_world
 from wallet.models import Hold, Transaction
 
 pytestmark = pytest.mark.django_db
@@ -49,9 +49,9 @@ def test_api_json_body(client, world, body):
 
 def test_api_json_body_of_the_gateway_and_a_patch(client, world):
     before = counts()
-    assert_refused(gateway_post(client, "/api/v1/metering/holds",
+    assert_refused(gateway_call(client, "/api/v1/metering/holds",
                                 {"token": world.plain.raw_key, "model": "gpt-4o\x00", "input_tokens": 1}, world.gateway_key))
-    assert_refused(gateway_post(client, f"/api/v1/metering/holds/{world.generations['plain_held']}/usage",
+    assert_refused(gateway_call(client, f"/api/v1/metering/holds/{world.generations['plain_held']}/usage",
                                 {"status": "failed", "error": "upstream said \x00"}, world.gateway_key))
     client.force_login(world.user)
     url = f"/api/v1/tokens/{world.plain.pk}"
@@ -79,7 +79,7 @@ def test_query(client, world, url):
 
 def test_path(client, world):
     before = counts()
-    response = gateway_post(client, "/api/v1/metering/holds/gen-%00/usage", {"status": "failed"}, world.gateway_key)
+    response = gateway_call(client, "/api/v1/metering/holds/gen-%00/usage", {"status": "failed"}, world.gateway_key)
     assert_refused(response)
     client.force_login(world.user)
     assert_refused(client.delete("/api/v1/x%00y"))
@@ -88,7 +88,7 @@ def test_path(client, world):
 
 @pytest.mark.parametrize("encoding", ["multipart", "urlencoded"])
 @pytest.mark.parametrize("field", ["name", "group", "allowed_models", "quota"])
-def test_console_form_post(client, world, encoding, field):
+def test_console_form_submission(client, world, encoding, field):
     client.force_login(world.user)
     data = {"name": "console", "group": "default", "unlimited": "on", "quota": "", "allowed_ips": ""}
     data[field] = (data.get(field) or "gpt-4o") + "\x00"

@@ -9,7 +9,7 @@ from drf_spectacular.drainage import GENERATOR_STATS
 from openapi_core import OpenAPI
 from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
 
-from tests.api_world import gateway_post, hold, make_world
+from tests.api_world import gateway_call, hold, make_world
 
 pytestmark = pytest.mark.django_db
 
@@ -102,14 +102,14 @@ def test_real_responses_of_every_operation_match_the_schema(client):
                       **sk(world.reader)), 403)
 
     # The gateway's two calls.
-    check(gateway_post(client, "/api/v1/metering/holds",
+    check(gateway_call(client, "/api/v1/metering/holds",
                        {"token": world.plain.raw_key, "model": "gpt-4o", "input_tokens": 10, "max_output_tokens": 10},
                        world.gateway_key), 201)
     public_id = hold(client, world, world.reader)
-    check(gateway_post(client, f"/api/v1/metering/holds/{public_id}/usage",
+    check(gateway_call(client, f"/api/v1/metering/holds/{public_id}/usage",
                        {"status": "succeeded", "input_tokens": 10, "output_tokens": 5}, world.gateway_key), 202)
-    check(gateway_post(client, "/api/v1/metering/holds", {"model": "gpt-4o"}, world.gateway_key), 400, check_request=False)
-    check(gateway_post(client, "/api/v1/metering/holds/gen-nope/usage", {"status": "failed"}, world.gateway_key), 404)
+    check(gateway_call(client, "/api/v1/metering/holds", {"model": "gpt-4o"}, world.gateway_key), 400, check_request=False)
+    check(gateway_call(client, "/api/v1/metering/holds/gen-nope/usage", {"status": "failed"}, world.gateway_key), 404)
 
     # The console session.
     client.force_login(world.user)

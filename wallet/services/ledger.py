@@ -143,7 +143,7 @@ def posting_create(
         if amount < 0 and not allow_debt:
             rows = rows.filter(balance__gte=F("held") - amount)
         if rows.update(balance=F("balance") + amount, **(account_updates or {}).get(account_id, {})) != 1:
-            raise hold_refusal(account_id=account_id, amount=-amount)
+            raise hold_refusal_error(account_id=account_id, amount=-amount)
     Entry.objects.bulk_create(
         [Entry(transaction=txn, account_id=account_id, amount=amount) for account_id, amount in merged.items()]
     )
@@ -151,7 +151,7 @@ def posting_create(
     return txn
 
 
-def hold_refusal(*, account_id: int, amount: int) -> InsufficientBalance | AccountInDebt:
+def hold_refusal_error(*, account_id: int, amount: int) -> InsufficientBalance | AccountInDebt:
     account = Account.objects.only("balance", "held").get(pk=account_id)
     available = format_usd(account.available, places=None)
     if account.balance < 0:

@@ -46,7 +46,7 @@ def wallet_page(request):
     presets = [(p, bonus_for(p)) for p in topup_presets()]
     context = {
         "stats": wallet_statistics(user=request.user),
-        "topup_refusal": account_policy_for(user=request.user).refusal(TOP_UP),
+        "topup_blocked": account_policy_for(user=request.user).refusal(TOP_UP),
         "presets": presets,
         "minimum": minimum,
         "maximum": maximum,

@@ -28,7 +28,7 @@ from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
 from synstar.money import format_usd, parse_usd
 from wallet.models import Hold
-from wallet.services.ledger import AccountCharge, HoldClose, hold_refusal, hold_release, holds_settle
+from wallet.services.ledger import AccountCharge, HoldClose, hold_refusal_error, hold_release, holds_settle
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _metering_hold(
     # Lock order: account, then token.
     available = _sql().account_hold(account_id=found.account_id, amount=estimate)
     if available is None:
-        raise hold_refusal(account_id=found.account_id, amount=estimate)
+        raise hold_refusal_error(account_id=found.account_id, amount=estimate)
     public_id = f"gen-{secrets.token_urlsafe(18)}"
     opened = _sql().token_hold_and_open(
         est=estimate, now=now, token_id=found.token_id, account_id=found.account_id, deadline=deadline, public_id=public_id,
