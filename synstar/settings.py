@@ -251,6 +251,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BASE_DIR / ".celery" / "control"),  # kombu's default is ./control
     }
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (JSON lines with task ids in production)
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
