@@ -117,3 +117,6 @@ class GenerationAdmin(ReadOnlyAdmin):
     @admin.display(description="Charged")
     def final_usd(self, obj):
         return _usd(obj.final_cost)
+
+# The relay's admin (channels, tasks) lives beside the relay.
+import billing.relay.admin  # noqa: E402,F401

@@ -3,7 +3,7 @@
 from decimal import Decimal
 from typing import Any
 
-from billing.models import BillingTier, ModelPrice, TokenGroup
+from billing.models import BillingTier, Channel, ModelPrice, TokenGroup
 from billing.services.metering.pricing import DEFAULT_MAX_OUTPUT_TOKENS
 from synstar.money import usd
 
@@ -81,3 +81,14 @@ def catalog_load() -> None:
 
 def grant_discount_group(user) -> None:
     TokenGroup.objects.get(name="discount").allowed_users.add(user)
+
+
+SANDBOX_CHANNEL = "Sandbox (answers locally)"
+
+
+def channels_load() -> None:
+    """The quickstart's sandbox channel, once: only while no channel exists at all (an operator's
+    channels, or a sandbox they disabled or renamed, stay as they left them). It serves every model and
+    is ignored as soon as a real channel is enabled."""
+    if not Channel.objects.exists():
+        Channel.objects.create(name=SANDBOX_CHANNEL, kind=Channel.Kind.SANDBOX, priority=-100)

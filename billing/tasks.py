@@ -3,6 +3,8 @@ import logging
 from celery import shared_task
 from django.db import OperationalError
 
+from billing.relay.probe import channels_probe
+from billing.relay.videos import relay_tasks_poll
 from billing.services.metering import generation_settle, generations_settle_batch, metering_sweep
 from synstar.errors import ServiceBusy
 
@@ -36,3 +38,15 @@ def generations_settle_task() -> int:
 @shared_task
 def metering_sweep_task() -> dict:
     return metering_sweep()
+
+
+@shared_task
+def relay_tasks_poll_task() -> int:
+    """Poll the upstream about running video tasks; settle the finished ones."""
+    return relay_tasks_poll()
+
+
+@shared_task
+def channels_probe_task() -> dict:
+    """Probe channels out of rotation whose time out has passed."""
+    return channels_probe()

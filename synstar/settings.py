@@ -151,6 +151,19 @@ METERING_MIN_HOLD_USD = env("METERING_MIN_HOLD_USD", default="0.001")
 METERING_SETTLE_BATCH_WINDOW_MS = env.int("METERING_SETTLE_BATCH_WINDOW_MS", default=1000)
 # A report not settled after this long (its task was lost) is settled by the sweeper.
 METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default=30)
+# The relay (billing/relay, the OpenAI-compatible API).
+# Threads running the relay's database work (each keeps one connection): size with PostgreSQL's max_connections.
+RELAY_DB_THREADS = env.int("RELAY_DB_THREADS", default=16)
+RELAY_MAX_UPSTREAM_CONNECTIONS = env.int("RELAY_MAX_UPSTREAM_CONNECTIONS", default=2000)
+RELAY_MAX_ATTEMPTS = env.int("RELAY_MAX_ATTEMPTS", default=3)  # channels tried per request
+RELAY_CHANNEL_FAILURES = env.int("RELAY_CHANNEL_FAILURES", default=3)  # in a row, to take a channel out of rotation
+RELAY_CHANNEL_COOLDOWN_SECONDS = env.int("RELAY_CHANNEL_COOLDOWN_SECONDS", default=30)
+RELAY_CHANNEL_REFRESH_SECONDS = env.float("RELAY_CHANNEL_REFRESH_SECONDS", default=5.0)
+RELAY_MAX_BODY_BYTES = env.int("RELAY_MAX_BODY_BYTES", default=25_000_000)
+RELAY_TASK_HOLD_SECONDS = env.int("RELAY_TASK_HOLD_SECONDS", default=6 * 3600)  # a video task's hold
+RELAY_TASK_POLL_SECONDS = env.int("RELAY_TASK_POLL_SECONDS", default=5)
+# Behind a proxy, the client's address is the last X-Forwarded-For entry (IP allow-lists use it).
+RELAY_TRUST_X_FORWARDED_FOR = env.bool("RELAY_TRUST_X_FORWARDED_FOR", default=env.bool("BEHIND_TLS_PROXY", default=False))
 # Top-ups (USD).
 TOPUP_PRESETS_USD = env.list("TOPUP_PRESETS_USD", default=["5", "10", "20", "50", "100", "200", "500", "1000"])
 TOPUP_MIN_USD = env("TOPUP_MIN_USD", default="1")
@@ -274,6 +287,14 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks-retry": {
         "task": "wallet.tasks.webhooks_retry_task",
         "schedule": timedelta(seconds=env.int("WEBHOOK_RETRY_EVERY_SECONDS", default=60)),
+    },
+    "relay-tasks-poll": {
+        "task": "billing.tasks.relay_tasks_poll_task",
+        "schedule": timedelta(seconds=env.int("RELAY_TASK_POLL_SECONDS", default=5)),
+    },
+    "channels-probe": {
+        "task": "billing.tasks.channels_probe_task",
+        "schedule": timedelta(seconds=env.int("RELAY_PROBE_EVERY_SECONDS", default=15)),
     },
     "ledger-check": {
         "task": "wallet.tasks.ledger_check",

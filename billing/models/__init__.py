@@ -1,7 +1,10 @@
 """Billing's tables, one module per domain (DESIGN.md 5-6); Django finds them here."""
 
 from billing.models.catalog import BillingTier, ModelPrice, TierModelRate
+from billing.models.channels import Channel, ChannelEvent, ChannelModel, RelayTask
 from billing.models.metering import Generation
 from billing.models.tokens import ApiToken, GatewayKey, TokenGroup
 
-__all__ = ["ApiToken", "BillingTier", "GatewayKey", "Generation", "ModelPrice", "TierModelRate", "TokenGroup"]
+__all__ = [
+    "ApiToken", "BillingTier", "Channel", "ChannelEvent", "ChannelModel", "RelayTask", "GatewayKey", "Generation", "ModelPrice", "TierModelRate", "TokenGroup",
+]

@@ -35,6 +35,7 @@ class Generation(models.Model):
         NONE = "", "—"
         REPORTED = "reported", "Reported usage"
         ESTIMATE = "estimate", "Estimate"
+        COUNTED = "counted", "Counted from the output"
 
     public_id = models.CharField(max_length=40, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="generations")

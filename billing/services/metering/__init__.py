@@ -82,6 +82,7 @@ def metering_hold(
     units: Decimal = Decimal(0),
     client_ip: str | None = None,
     request_id: str | None = None,
+    hold_seconds: int | None = None,
 ) -> Generation:
     """Pre-deduct: freeze the request's upper bound on account and token and open `gen-...` in state held.
 
@@ -102,6 +103,7 @@ def metering_hold(
             units=units,
             client_ip=client_ip,
             request_id=request_id,
+            hold_seconds=hold_seconds,
         )
     except IntegrityError:
         if request_id:
@@ -113,7 +115,7 @@ def metering_hold(
 
 @atomic_with_retry
 def _metering_hold(
-    *, gateway, token_key, model_name, endpoint, input_tokens, max_output_tokens, units, client_ip, request_id
+    *, gateway, token_key, model_name, endpoint, input_tokens, max_output_tokens, units, client_ip, request_id, hold_seconds
 ) -> Generation:
     kind = key_kind(token_key or "")
     if kind != "sk":
@@ -139,7 +141,7 @@ def _metering_hold(
     bound = hold_bound(snapshot, input_tokens=input_tokens, max_output_tokens=max_output_tokens, units=units)
     est_output = bound.output_tokens  # the maximum output held for; a success reported without usage is charged it
     estimate = hold_amount(snapshot, bound, found.rate, minimum=_min_hold())
-    deadline = now + _hold_ttl()
+    deadline = now + (timedelta(seconds=hold_seconds) if hold_seconds else _hold_ttl())
     # Lock order: account, then token.
     available = _sql().account_hold(account_id=found.account_id, amount=estimate)
     if available is None:
@@ -179,6 +181,7 @@ def metering_report(
     outcome: str,
     usage: Usage | None = None,
     error: str = "",
+    counted: bool = False,
 ) -> Generation:
     """Store the usage report on the generation (state reported) and queue settlement on commit.
 
@@ -186,7 +189,8 @@ def metering_report(
     the estimate, fixed at hold time): no explicit transaction is needed. A second report, or one for a
     generation already closed, changes nothing. A report after the sweeper expired the hold is still
     accepted and settles once. Usage that costs more than the hold froze is still charged in full, and
-    the generation is marked `over_estimate`.
+    the generation is marked `over_estimate`. `counted` says the relay counted the usage from the output
+    itself (no upstream figure): the charge is recorded with basis `counted`.
     """
     if outcome not in (Generation.Outcome.SUCCEEDED, Generation.Outcome.FAILED):
         raise InvalidRequest("status must be 'succeeded' or 'failed'.", code="invalid_status")
@@ -203,6 +207,7 @@ def metering_report(
         input_tokens=usage.input_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
         cached_tokens=usage.cached_tokens if usage else None, units=usage.units if usage else None, outcome=outcome,
         error=(error or "")[:4000], over_estimate=over_estimate, now=timezone.now(), generation_id=generation_id,
+        basis=Generation.ChargeBasis.COUNTED if counted and usage is not None else "",
     )
     if reported is None:  # already reported or closed: answer what it is
         return Generation.objects.only("id", "public_id", "state", "over_estimate").get(pk=generation_id)
@@ -308,7 +313,7 @@ def _usage_to_charge(row: sql.SettleRow) -> tuple[Usage, str]:
     return (
         Usage(input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
               cached_tokens=row.cached_tokens or 0, units=row.units or Decimal(0)),
-        Generation.ChargeBasis.REPORTED,
+        row.basis or Generation.ChargeBasis.REPORTED,
     )
 
 

@@ -64,6 +64,7 @@ def report(**p) -> int | None:
     if not Generation.objects.filter(pk=p["generation_id"], state__in=["held", "expired"]).update(
         input_tokens=p["input_tokens"], output_tokens=p["output_tokens"], cached_tokens=p["cached_tokens"],
         units=p["units"], outcome=p["outcome"], error=p["error"], over_estimate=p["over_estimate"], state="reported",
+        charge_basis=p["basis"],
         reported_at=p["now"],
     ):
         return None
@@ -79,7 +80,7 @@ def settle_lock(generation_id: int) -> SettleRow | None:
         account_id=g.hold.account_id, token_id=g.token_id, estimate=g.estimated_cost, outcome=g.outcome,
         snapshot=g.price_snapshot, rate=g.rate, input_tokens=g.input_tokens, output_tokens=g.output_tokens,
         cached_tokens=g.cached_tokens, units=g.units, est_input=g.est_input_tokens, est_output=g.est_output_tokens,
-        est_units=g.est_units,
+        est_units=g.est_units, basis=g.charge_basis,
     )
 
 

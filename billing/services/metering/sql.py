@@ -145,7 +145,7 @@ REPORT_SQL = """
 UPDATE billing_generation
    SET input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s, cached_tokens = %(cached_tokens)s,
        units = %(units)s, outcome = %(outcome)s, error = %(error)s, over_estimate = %(over_estimate)s,
-       state = 'reported', reported_at = %(now)s
+       charge_basis = %(basis)s, state = 'reported', reported_at = %(now)s
  WHERE id = %(generation_id)s AND state IN ('held', 'expired')
 RETURNING id
 """
@@ -179,6 +179,7 @@ class SettleRow:
     est_input: int
     est_output: int
     est_units: Decimal
+    basis: str  # set at report time when the usage was counted by the relay, not reported by an upstream
 
     @classmethod
     def from_row(cls, row) -> SettleRow:
@@ -203,7 +204,7 @@ class GenerationClose:
 
 SETTLE_COLUMNS = """g.id, g.state, g.hold_id, g.expired_at IS NULL, h.account_id, g.token_id, g.estimated_cost, g.outcome,
        g.price_snapshot, g.rate, g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.est_input_tokens,
-       g.est_output_tokens, g.est_units"""
+       g.est_output_tokens, g.est_units, g.charge_basis"""
 
 SETTLE_LOCK_SQL = f"""
 SELECT {SETTLE_COLUMNS}

@@ -2,7 +2,7 @@ from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from billing.demo import catalog_load, grant_discount_group
+from billing.demo import catalog_load, channels_load, grant_discount_group
 from referrals.demo import reward_rule_load
 from synstar.accounts.models import User
 from synstar.onboarding import user_create, user_signup_complete
@@ -21,9 +21,10 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         catalog_load()
+        channels_load()
         topup_config_load()
         reward_rule_load()
-        self.stdout.write("price catalog, tiers, token groups, bonus rules, payment methods and the invite reward rule loaded")
+        self.stdout.write("price catalog, tiers, token groups, the sandbox channel, bonus rules, payment methods and the invite reward rule loaded")
         for email, password, country, is_staff in DEMO_USERS:
             user = User.objects.filter(email=email).first()
             if user is None:

@@ -1,4 +1,5 @@
-"""`make run`: the web server, a Celery worker and beat in one terminal; Ctrl-C stops all three."""
+"""`make run`: the web server (uvicorn: console, admin, API and the relay on one ASGI app), a Celery worker
+and beat in one terminal; Ctrl-C stops all three."""
 
 import os
 import signal
@@ -25,8 +26,10 @@ class Command(BaseCommand):
         Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).parent.mkdir(parents=True, exist_ok=True)
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "synstar"]
+        host, _, port = addr.rpartition(":")
         return {
-            "web": [python, "manage.py", "runserver", addr, "--noreload"],
+            "web": [python, "-m", "uvicorn", "synstar.asgi:application", "--host", host or "127.0.0.1", "--port", port or "8000",
+                    "--no-access-log", "--timeout-graceful-shutdown", "5"],
             "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(os.cpu_count() or 2)],
             "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
         }
@@ -43,6 +46,7 @@ class Command(BaseCommand):
                     f"  Console:   http://{addr}/",
                     f"  Admin:     http://{addr}/admin/",
                     f"  API docs:  http://{addr}/api/docs/",
+                    f"  Relay:     http://{addr}/v1/chat/completions (OpenAI-compatible; Bearer sk-...)",
                     f"  Database:  {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('NAME')}",
                     f"  Broker:    {settings.CELERY_BROKER_URL.split('@')[-1]}",
                     *[f"  Login:     {email} / {password}{' (admin)' if staff else ''}" for email, password, _, staff in DEMO_USERS],
