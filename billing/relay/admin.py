@@ -29,7 +29,7 @@ class ChannelForm(forms.ModelForm):
         return value or (self.instance.api_key if self.instance.pk else "")
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("kind") == Channel.Kind.OPENAI and not data.get("base_url"):
             self.add_error("base_url", "An OpenAI-compatible channel needs its API root, e.g. https://api.openai.com/v1.")
         for name in ("connect_timeout", "read_timeout"):

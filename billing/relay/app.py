@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +25,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -88,9 +89,7 @@ async def run_db(fn: Callable, /, *args: Any, **kwargs: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_executor, partial(_db_call, fn, args, kwargs))
 
 
-def _close_thread_connection(barrier) -> None:
-    from django.db import connections  # noqa: PLC0415 - only at shutdown
-
+def _close_thread_connection(barrier: threading.Barrier) -> None:
     with suppress(Exception):
         barrier.wait(5)
     connections.close_all()
@@ -99,8 +98,6 @@ def _close_thread_connection(barrier) -> None:
 def db_shutdown() -> None:
     """Close every pool thread's connection, then the pool (at shutdown; tests drop their database after)."""
     global _executor
-    import threading  # noqa: PLC0415 - only at shutdown
-
     if _executor is None:
         return
     n = settings.RELAY_DB_THREADS
@@ -206,6 +203,10 @@ def _units(value: Any) -> Decimal | None:
     return min(units, MAX_UNITS) if units.is_finite() and units >= 0 else None
 
 
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _usage(input_tokens: int, output_tokens: int = 0, cached_tokens: int = 0, units: Decimal = Decimal(0)) -> Usage:
     """A valid Usage from an upstream's figures (clamped: an upstream's bad number is not the client's 400)."""
     input_tokens = min(max(input_tokens, 0), MAX_TOKENS)
@@ -249,7 +250,7 @@ def endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
                 "%s %s %s %.1fms", request.method, request.url.path, response.status_code, (time.perf_counter() - started) * 1000,
                 extra={"method": request.method, "path": request.url.path, "status": response.status_code,
                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                       "generation": response.headers.get("x-generation-id") or response.headers.get("X-Generation-Id")},
+                       "generation": response.headers.get("x-generation-id")},
             )
             return response
         finally:
@@ -392,7 +393,7 @@ class Call:
             data["id"] = self.gen_id
         if "model" in data or with_id:
             data["model"] = self.model
-        block = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        block = _dict(data.get("usage"))
         if usage is not None and not block:
             block = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
                      "total_tokens": usage.input_tokens + usage.output_tokens}
@@ -469,7 +470,7 @@ async def chat_completions(request: Request) -> Response:
 DONE = b"data: [DONE]\n\n"
 
 
-class ChatStream:
+class ChatStream(Response):
     """Server-sent events passed through as each event completes (no buffering beyond one event), with the
     `gen-` id and our model name, and the cost in the usage chunk. A client that goes away cancels the
     upstream request at once; what was produced is charged (upstream usage if it came, else counted)."""
@@ -490,7 +491,9 @@ class ChatStream:
         self.upstream_error = ""
         self.produced = False
         self.status_code = 200
-        self.headers: dict[str, str] = {"X-Generation-Id": call.gen_id}
+        self.background = None
+        self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+                            (b"x-accel-buffering", b"no"), (b"x-generation-id", call.gen_id.encode())]
 
     # parsing ------------------------------------------------------------------------------------
 
@@ -556,11 +559,8 @@ class ChatStream:
     # ASGI ----------------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-                   (b"x-accel-buffering", b"no"), *((k.lower().encode(), v.encode()) for k, v in self.headers.items())]
-
         async def pump() -> None:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             try:
                 async for out in self.events():
                     await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -628,7 +628,7 @@ async def embeddings(request: Request) -> Response:
         if response.status_code >= 400:
             return await call.passthrough(response)
         data = await call.read_json(response)
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        usage = _dict(data.get("usage"))
         tokens = _int(usage.get("prompt_tokens"))
         if tokens is None:
             tokens = _int(usage.get("total_tokens"))
@@ -652,8 +652,8 @@ async def image_generations(request: Request) -> Response:
         if response.status_code >= 400:
             return await call.passthrough(response)
         data = await call.read_json(response)
-        images = data.get("data") if isinstance(data.get("data"), list) else []
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        images = data["data"] if isinstance(data.get("data"), list) else []
+        usage = _dict(data.get("usage"))
         input_tokens, output_tokens = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
         measured = _usage(input_tokens if input_tokens is not None else est.input_tokens, output_tokens or 0, units=Decimal(len(images)))
         cost = await call.charge(measured, counted=info.billing_type == "per_token" and input_tokens is None)
@@ -724,7 +724,7 @@ async def audio_transcriptions(request: Request) -> Response:
         except ValueError:
             data = None
         seconds = None
-        usage_block = data.get("usage") if isinstance(data, dict) and isinstance(data.get("usage"), dict) else {}
+        usage_block = _dict(data.get("usage")) if isinstance(data, dict) else {}
         if usage_block.get("type") == "duration":
             seconds = _units(usage_block.get("seconds"))
         elif isinstance(data, dict) and data.get("duration") is not None:
@@ -754,7 +754,7 @@ async def rerank(request: Request) -> Response:
         if response.status_code >= 400:
             return await call.passthrough(response)
         data = await call.read_json(response)
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        usage = _dict(data.get("usage"))
         tokens = _int(usage.get("total_tokens")) if usage else None
         measured = _usage(tokens if tokens is not None else est.input_tokens, units=Decimal(1))
         cost = await call.charge(measured, counted=tokens is None)

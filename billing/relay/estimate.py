@@ -149,7 +149,10 @@ def audio_seconds(data: bytes) -> float | None:
     if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
     byte_rate = int.from_bytes(data[28:32], "little")
-    return (len(data) - 44) / byte_rate if byte_rate > 0 else None
+    length = len(data) - 44
+    if data[36:40] == b"data":  # the data chunk's own length (anything after it is not audio)
+        length = min(length, int.from_bytes(data[40:44], "little"))
+    return length / byte_rate if byte_rate > 0 else None
 
 
 def duration_units(seconds: float, *, unit: str) -> Decimal:

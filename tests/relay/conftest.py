@@ -110,3 +110,15 @@ def settle_all() -> int:
 
 def generation(public_id: str) -> Generation:
     return Generation.objects.select_related("model").get(public_id=public_id)
+
+
+def wait_reported(public_id: str, timeout: float = 10) -> Generation:
+    """A stream's report lands just after its last byte (or its client going away): wait for it."""
+    import time
+
+    until = time.monotonic() + timeout
+    while True:
+        gen = generation(public_id)
+        if gen.state != "held" or time.monotonic() > until:
+            return gen
+        time.sleep(0.02)
