@@ -8,9 +8,10 @@ import io
 import httpx
 import openai
 import pytest
+from django.utils import timezone
 
 from billing.demo import channels_load
-from billing.models import Channel
+from billing.models import Channel, ChannelModel, ModelPrice, RelayTask
 from billing.relay.sandbox import LABEL
 from billing.relay.videos import relay_tasks_poll
 from tests.relay.conftest import channel_make, main_account, relay_refresh, settle_all, user_with_token
@@ -46,9 +47,6 @@ def test_sandbox_answers_every_endpoint_and_charges(sandbox):
     rerank = client.post("/rerank", body={"model": "rerank-v3.5", "query": "cat", "documents": ["dog", "cat"]}, cast_to=httpx.Response).json()
     assert rerank["results"][0]["index"] == 1
     video = client.videos.create(model="veo-3", prompt="waves", seconds="4")
-    from billing.models import RelayTask
-    from django.utils import timezone
-
     RelayTask.objects.update(next_poll_at=timezone.now())
     relay_tasks_poll()
     assert client.videos.retrieve(video.id).status == "completed"
@@ -59,8 +57,6 @@ def test_sandbox_answers_every_endpoint_and_charges(sandbox):
 
 def test_sandbox_is_off_when_a_real_channel_exists(sandbox, upstreams):
     channel_make("real", upstreams.url_a, "k", models=[])
-    from billing.models import ChannelModel, ModelPrice
-
     ChannelModel.objects.create(channel=Channel.objects.get(name="real"), model=ModelPrice.objects.get(name="gpt-4o-mini"))
     relay_refresh()
     _, _, key = user_with_token("10")
