@@ -155,6 +155,7 @@ METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default
 # Threads running the relay's database work (each keeps one connection): size with PostgreSQL's max_connections.
 RELAY_DB_THREADS = env.int("RELAY_DB_THREADS", default=16)
 RELAY_MAX_UPSTREAM_CONNECTIONS = env.int("RELAY_MAX_UPSTREAM_CONNECTIONS", default=2000)
+RELAY_UPSTREAM_KEEPALIVE_SECONDS = env.float("RELAY_UPSTREAM_KEEPALIVE_SECONDS", default=4.0)
 RELAY_MAX_ATTEMPTS = env.int("RELAY_MAX_ATTEMPTS", default=3)  # channels tried per request
 RELAY_CHANNEL_FAILURES = env.int("RELAY_CHANNEL_FAILURES", default=3)  # in a row, to take a channel out of rotation
 RELAY_CHANNEL_COOLDOWN_SECONDS = env.int("RELAY_CHANNEL_COOLDOWN_SECONDS", default=30)

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 from starlette.types import Receive, Scope, Send
@@ -238,6 +238,8 @@ def endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
                 response = await handler(request)
             except SynstarError as exc:
                 response = error_response(exc)
+            except ClientDisconnect:  # the client left before its request was read: nothing was held
+                response = Response(status_code=499)
             except Exception:
                 logger.exception("relay: unexpected error on %s", request.url.path)
                 response = JSONResponse(

@@ -38,7 +38,9 @@ def _new_client() -> httpx.AsyncClient:
     limits = httpx.Limits(
         max_connections=settings.RELAY_MAX_UPSTREAM_CONNECTIONS,
         max_keepalive_connections=settings.RELAY_MAX_UPSTREAM_CONNECTIONS,
-        keepalive_expiry=30,
+        # Below common servers' keep-alive (uvicorn's 5 s): an idle connection is dropped by us first, not
+        # closed under a request by the upstream.
+        keepalive_expiry=settings.RELAY_UPSTREAM_KEEPALIVE_SECONDS,
     )
     return httpx.AsyncClient(limits=limits, headers={"User-Agent": USER_AGENT}, follow_redirects=False)
 
@@ -96,13 +98,19 @@ async def send(
     client = _pick(route, clients)
     timeout = httpx.Timeout(read_timeout or route.read_timeout, connect=route.connect_timeout)
     headers = {"Authorization": f"Bearer {route.api_key}"} if route.api_key else {}
-    request = client.build_request(method, _url(route, path), json=json, data=data, files=files, headers=headers, timeout=timeout)
-    try:
-        response = await client.send(request, stream=True)
-    except httpx.TimeoutException:
-        raise UpstreamError(f"{route.channel_name}: timed out", retryable=True) from None
-    except httpx.TransportError as exc:
-        raise UpstreamError(f"{route.channel_name}: connection failed ({type(exc).__name__})", retryable=True) from None
+    for attempt in (1, 2):
+        request = client.build_request(method, _url(route, path), json=json, data=data, files=files, headers=headers, timeout=timeout)
+        try:
+            response = await client.send(request, stream=True)
+            break
+        except httpx.TimeoutException:
+            raise UpstreamError(f"{route.channel_name}: timed out", retryable=True) from None
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError) as exc:
+            # A pooled connection the upstream closed as we reused it: once more on a fresh one.
+            if attempt == 2:
+                raise UpstreamError(f"{route.channel_name}: connection failed ({type(exc).__name__})", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"{route.channel_name}: connection failed ({type(exc).__name__})", retryable=True) from None
     if response.status_code == 429 or response.status_code >= 500:
         try:
             detail = (await response.aread())[:300].decode("utf-8", "replace")

@@ -189,9 +189,9 @@ class FakeUpstream:
 class ServerThread:
     """An ASGI app on 127.0.0.1 at a free port, served by uvicorn in a thread."""
 
-    def __init__(self, app, *, lifespan: str = "on"):
+    def __init__(self, app, *, lifespan: str = "on", keep_alive: int = 5):
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan,
-                                                    timeout_graceful_shutdown=3))
+                                                    timeout_graceful_shutdown=3, timeout_keep_alive=keep_alive))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.port = 0
 

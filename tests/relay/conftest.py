@@ -78,7 +78,7 @@ def relay_server(transactional_db):
     relay_app.snapshot_forget()
     from synstar.asgi import application
 
-    server = ServerThread(application).start()
+    server = ServerThread(application, keep_alive=75).start()  # as `make run` serves it
     yield Relay(server.url)
     server.stop()
     relay_gateway_forget()

@@ -29,7 +29,7 @@ class Command(BaseCommand):
         host, _, port = addr.rpartition(":")
         return {
             "web": [python, "-m", "uvicorn", "synstar.asgi:application", "--host", host or "127.0.0.1", "--port", port or "8000",
-                    "--no-access-log", "--timeout-graceful-shutdown", "5"],
+                    "--no-access-log", "--timeout-graceful-shutdown", "5", "--timeout-keep-alive", "75"],
             "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(os.cpu_count() or 2)],
             "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
         }
