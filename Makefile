@@ -12,7 +12,7 @@ TEST_CACHE_URL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 # The suite runs with DEBUG=false, which refuses to start without a real key and explicit hosts.
-TEST_ENV = DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) CACHE_URL=$(TEST_CACHE_URL) DEBUG=false \
+TEST_ENV = DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) CACHE_URL=$(TEST_CACHE_URL) DEBUG=false WHITENOISE_USE_FINDERS=true \
 	SECRET_KEY=test-only-secret-key-not-for-production-0123456789abcdefgh ALLOWED_HOSTS=localhost,127.0.0.1,testserver
 # The production settings of .env.example, for `check --deploy`.
 DEPLOY_ENV = DEBUG=false SECRET_KEY=deploy-check-secret-key-0123456789abcdefghijklmnopqrstuvwxyz ALLOWED_HOSTS=console.example.com \

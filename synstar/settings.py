@@ -55,7 +55,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "synstar.logging.RequestLogMiddleware",  # first: one log line per request, with its id, whatever answers
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files with hashed names, also under gunicorn
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files with hashed names, also under uvicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -211,6 +211,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))  # where collectstatic writes
+# Serve static files straight from the app folders too (development, and tests serving the ASGI app
+# without collectstatic); production serves only collectstatic's hashed files.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Hashed, compressed names from `collectstatic` (make run does it); served by whitenoise.

@@ -1,4 +1,5 @@
-"""The console has its CSS under gunicorn with DEBUG=false: collectstatic's hashed files, served by whitenoise."""
+"""The console has its CSS under the production server (uvicorn, the ASGI app) with DEBUG=false:
+collectstatic's hashed files, served by whitenoise."""
 
 import os
 import re
@@ -23,13 +24,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_console_has_its_css_under_gunicorn_with_debug_false(browser, tmp_path):
+def test_console_has_its_css_under_uvicorn_with_debug_false(browser, tmp_path):
     db = settings.DATABASES["default"]
-    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": SECRET, "ALLOWED_HOSTS": "127.0.0.1", "STATIC_ROOT": str(tmp_path / "static"),
+    env = {**os.environ, "DEBUG": "false", "WHITENOISE_USE_FINDERS": "false", "SECRET_KEY": SECRET, "ALLOWED_HOSTS": "127.0.0.1", "STATIC_ROOT": str(tmp_path / "static"),
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "synstar.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"], cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "synstar.asgi:application", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
