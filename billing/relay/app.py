@@ -37,7 +37,7 @@ from billing.models import Generation
 from billing.relay import estimate, upstream, videos
 from billing.relay.channels import ModelInfo, Route, Snapshot, channel_failed, channel_succeeded, snapshot_load
 from billing.relay.estimate import Estimate, text_tokens
-from billing.relay.gateway import relay_gateway
+from billing.relay.gateway import relay_gateway, relay_gateway_cached
 from billing.relay.upstream import UpstreamError
 from billing.services.metering import metering_hold, metering_report
 from billing.services.metering.pricing import MAX_TOKENS, MAX_UNITS, Usage, charge
@@ -134,6 +134,12 @@ async def _reload() -> None:
 def snapshot_forget() -> None:
     global _snapshot
     _snapshot = None
+
+
+async def _gateway():
+    """The built-in gateway row (read once per process; no thread hop after that)."""
+    gateway = relay_gateway_cached()
+    return gateway if gateway is not None else await run_db(relay_gateway)
 
 
 # --- request helpers ---------------------------------------------------------------------------------
@@ -292,7 +298,7 @@ class Call:
         return info
 
     async def hold(self, est: Estimate, *, hold_seconds: int | None = None) -> Generation:
-        gateway = await run_db(relay_gateway)
+        gateway = await _gateway()
         self.generation = await run_db(
             metering_hold, gateway=gateway, token_key=self.key, model_name=self.model, endpoint=self.endpoint,
             input_tokens=est.input_tokens, max_output_tokens=est.max_output_tokens, units=est.units,
@@ -341,17 +347,18 @@ class Call:
         if self.closed or self.generation is None:
             return
         self.closed = True
-        await run_db(metering_report, gateway=await run_db(relay_gateway), public_id=self.gen_id, outcome="failed", error=error)
+        # Shielded: a cancelled request must not cancel its report while it waits for a database thread.
+        await asyncio.shield(run_db(metering_report, gateway=await _gateway(), public_id=self.gen_id, outcome="failed", error=error))
 
     async def charge(self, usage: Usage, *, counted: bool = False) -> int:
         assert self.generation is not None
         cost = charge(self.generation.price_snapshot, usage, self.generation.rate)
         if not self.closed:
             self.closed = True
-            await run_db(
-                metering_report, gateway=await run_db(relay_gateway), public_id=self.gen_id, outcome="succeeded",
+            await asyncio.shield(run_db(
+                metering_report, gateway=await _gateway(), public_id=self.gen_id, outcome="succeeded",
                 usage=usage, counted=counted,
-            )
+            ))
         return cost
 
     async def passthrough(self, response: httpx.Response) -> Response:
@@ -550,7 +557,7 @@ class ChatStream(Response):
                 event, buffer = buffer[:end], buffer[end + 2:]
                 out = self._event(event)
                 if out == DONE:
-                    await self._settle()  # reported before the client sees the end: a lookup right after finds it
+                    await asyncio.shield(self._settle())  # reported before the client sees the end: a lookup right after finds it
                 if out is not None:
                     yield out
         if buffer.strip():
@@ -591,9 +598,12 @@ class ChatStream(Response):
                 self.disconnected = True
         finally:
             watching.cancel()
-            with suppress(Exception):
-                await asyncio.shield(self.response.aclose())  # cancels the upstream request if still running
+            # Report first (what was produced is known once the pump stopped), then close the upstream
+            # response (which cancels the upstream request if still running), bounded: a close that
+            # hangs on a broken connection must not keep the hold open.
             await asyncio.shield(self._settle())
+            with suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.response.aclose()), 5)
 
     async def _settle(self) -> None:
         if self.call.closed:

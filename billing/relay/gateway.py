@@ -26,6 +26,10 @@ def relay_gateway() -> GatewayKey:
         return _gateway
 
 
+def relay_gateway_cached() -> GatewayKey | None:
+    return _gateway
+
+
 def relay_gateway_forget() -> None:
     """Tests roll the database back between cases: forget the cached row."""
     global _gateway

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class FakeUpstream:
     streams_finished: int = 0
     streams_cancelled: int = 0  # the relay went away mid-stream
     video_polls: dict = field(default_factory=dict)
+    record: bool = True  # keep every request (tests); the benchmark turns it off
 
     def reset(self, **behaviour) -> None:
         self.behaviour = Behaviour(**behaviour)
@@ -73,7 +75,8 @@ class FakeUpstream:
         parsed = None
         if content_type.startswith("application/json") and body:
             parsed = json.loads(body)
-        self.requests.append((path, parsed if parsed is not None else body, headers.get(b"authorization", b"").decode()))
+        if self.record:
+            self.requests.append((path, parsed if parsed is not None else body, headers.get(b"authorization", b"").decode()))
         if b.hang:
             await asyncio.sleep(3600)
         if b.delay:
@@ -184,6 +187,16 @@ class FakeUpstream:
             self.streams_finished += 1
         finally:
             watcher.cancel()
+
+
+def app_from_env() -> FakeUpstream:
+    """The benchmark's upstream process: `uvicorn --factory tests.fakes.upstream:app_from_env`, shaped by
+    FAKE_DELAY_MS (before the first byte), FAKE_WORDS and FAKE_CHUNK_DELAY_MS (between streamed words)."""
+    return FakeUpstream(
+        behaviour=Behaviour(delay=float(os.environ.get("FAKE_DELAY_MS", "0")) / 1000, words=int(os.environ.get("FAKE_WORDS", "12")),
+                            chunk_delay=float(os.environ.get("FAKE_CHUNK_DELAY_MS", "0")) / 1000),
+        record=False,
+    )
 
 
 class ServerThread:

@@ -82,3 +82,40 @@ def test_1000_streams_across_100_accounts(relay, upstreams, celery_worker):
     ids = asyncio.run(_streams(relay, keys, concurrency=200))
     _check(befores, _wait_settled(ids), 1000)
     assert upstreams.b.requests == [], "no request needed the backup channel"
+
+
+def test_clients_leaving_mid_stream_under_load_never_leave_a_hold_open(relay, upstreams):
+    """300 streams at once, every 7th client leaving after a few lines: each is reported (the report of a
+    request whose client left is never cancelled while it waits for a database thread) and settles."""
+    import httpx
+
+    from tests.relay.conftest import settle_all
+
+    upstreams.a.reset(words=WORDS)
+    upstreams.a.record = False
+    people = [user_with_token("100") for _ in range(5)]
+
+    async def run() -> None:
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=400)) as client:
+
+            async def one(i: int) -> None:
+                async with client.stream("POST", relay.base + "/chat/completions", headers={"Authorization": f"Bearer {people[i % 5][2]}"},
+                                         json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "stream": True}) as r:
+                    lines = 0
+                    async for _ in r.aiter_lines():
+                        lines += 1
+                        if i % 7 == 0 and lines > 3:
+                            return  # this client goes away
+
+            await asyncio.gather(*(one(i) for i in range(300)))
+
+    asyncio.run(run())
+    until = time.monotonic() + 30
+    while Generation.objects.filter(state="held").exists() and time.monotonic() < until:
+        time.sleep(0.1)
+    assert not Generation.objects.filter(state="held").exists(), "a hold was left open"
+    settle_all()
+    assert set(Generation.objects.values_list("state", flat=True)) == {"settled"}
+    assert Generation.objects.count() == 300
+    for user, _, _ in people:
+        assert main_account(user).held == 0
