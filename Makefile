@@ -19,7 +19,7 @@ DEPLOY_ENV = DEBUG=false SECRET_KEY=deploy-check-secret-key-0123456789abcdefghij
 	BEHIND_TLS_PROXY=true SECURE_SSL_REDIRECT=true SECURE_COOKIES=true SECURE_HSTS_SECONDS=31536000 \
 	SECURE_HSTS_INCLUDE_SUBDOMAINS=true SECURE_HSTS_PRELOAD=true
 
-.PHONY: run test lint lock bench install install-test migrate demo check-ledger clean
+.PHONY: run test lint lock bench bench-relay install install-test migrate demo check-ledger clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,8 +73,19 @@ bench: install-test
 	tests/ensure_services.sh
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# The relay against LiteLLM's proxy (bench/relay.py): LiteLLM in its own virtualenv, pinned with hashes in
+# bench/litellm.lock (1.106.2: the newest release that resolves from this index; 1.108+ need a certifi not there).
+.venv-litellm/bin/litellm: bench/litellm.lock
+	$(PYTHON) -m venv .venv-litellm
+	.venv-litellm/bin/python -m pip install --quiet --require-hashes -r bench/litellm.lock
+	@touch $@
+
+bench-relay: install-test .venv-litellm/bin/litellm
+	tests/ensure_services.sh
+	$(BIN)/python bench/relay.py $(BENCH_ARGS)
+
 check-ledger: install
 	$(BIN)/python manage.py check_ledger
 
 clean:
-	rm -rf $(VENV) .celery db.sqlite3 db.sqlite3-* .pytest_cache .hypothesis staticfiles
+	rm -rf $(VENV) .venv-litellm .celery db.sqlite3 db.sqlite3-* .pytest_cache .hypothesis staticfiles
