@@ -12,7 +12,7 @@ def channels_probe() -> dict[str, int]:
     routes = channels_due_for_probe()
     if not routes:
         return {"restored": 0, "failed": 0}
-    results = asyncio.run(_probe_all(routes))
+    results = upstream.run_sync(_probe_all(routes))
     restored = failed = 0
     for route, problem in results:
         if problem is None:

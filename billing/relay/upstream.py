@@ -10,8 +10,10 @@ never part of an error message or a log line.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -67,6 +69,17 @@ async def standalone_client() -> AsyncIterator[tuple[httpx.AsyncClient, httpx.As
     """A (client, sandbox client) pair for code outside the relay's event loop (Celery tasks)."""
     async with _new_client() as client, _new_sandbox() as sandbox:
         yield client, sandbox
+
+
+def run_sync(coro: Coroutine) -> Any:
+    """Run upstream calls from synchronous code (Celery tasks): in this thread, or in a thread of its own
+    when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _pick(route: Route, clients: tuple[httpx.AsyncClient, httpx.AsyncClient] | None) -> httpx.AsyncClient:

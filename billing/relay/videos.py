@@ -153,7 +153,7 @@ def relay_tasks_poll(*, limit: int = 100, now: datetime | None = None) -> int:
     )
     if not due:
         return 0
-    answers = asyncio.run(_fetch([(task.pk, _route(task.channel), task.upstream_id) for task in due]))
+    answers = upstream.run_sync(_fetch([(task.pk, _route(task.channel), task.upstream_id) for task in due]))
     for task_id, answer, error in answers:
         relay_task_apply(task_id=task_id, answer=answer, error=error)
     return len(due)
