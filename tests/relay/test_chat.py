@@ -3,7 +3,6 @@ the upstream gets our channel's key and its own model name, and settlement charg
 
 from __future__ import annotations
 
-import asyncio
 import time
 from decimal import Decimal
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from billing.models import Generation
+from billing.relay.upstream import run_sync
 from billing.services.metering.pricing import Usage, charge
 from tests.fakes.upstream import PROMPT_TOKENS
 from tests.relay.conftest import UPSTREAM_KEY_A, generation, main_account, settle_all, user_with_token
@@ -79,7 +79,7 @@ def test_stream_passes_chunks_with_generation_id_and_charges_upstream_usage(rela
         )
         return [chunk async for chunk in stream]
 
-    chunks = asyncio.run(run())
+    chunks = run_sync(run())
     ids = {c.id for c in chunks}
     assert len(ids) == 1 and next(iter(ids)).startswith("gen-")
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

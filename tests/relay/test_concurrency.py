@@ -10,6 +10,7 @@ import time
 import pytest
 
 from billing.models import Generation
+from billing.relay.upstream import run_sync
 from billing.services.metering.pricing import Usage, charge
 from tests.fakes.upstream import PROMPT_TOKENS
 from tests.relay.conftest import main_account, user_with_token
@@ -68,7 +69,7 @@ def test_200_concurrent_streams_on_one_hot_account(relay, upstreams, celery_work
     upstreams.a.reset(words=WORDS, chunk_delay=0.002)
     user, _, key = user_with_token("100")
     before = main_account(user).balance
-    ids = asyncio.run(_streams(relay, [key] * 200, concurrency=200))
+    ids = run_sync(_streams(relay, [key] * 200, concurrency=200))
     _check([(user, before)], _wait_settled(ids), 200)
     assert upstreams.b.requests == [], "no request needed the backup channel"
 
@@ -79,7 +80,7 @@ def test_1000_streams_across_100_accounts(relay, upstreams, celery_worker):
     people = [user_with_token("20") for _ in range(100)]
     befores = [(user, main_account(user).balance) for user, _, _ in people]
     keys = [key for _, _, key in people] * 10
-    ids = asyncio.run(_streams(relay, keys, concurrency=200))
+    ids = run_sync(_streams(relay, keys, concurrency=200))
     _check(befores, _wait_settled(ids), 1000)
     assert upstreams.b.requests == [], "no request needed the backup channel"
 
@@ -109,7 +110,7 @@ def test_clients_leaving_mid_stream_under_load_never_leave_a_hold_open(relay, up
 
             await asyncio.gather(*(one(i) for i in range(300)))
 
-    asyncio.run(run())
+    run_sync(run())
     until = time.monotonic() + 30
     while Generation.objects.filter(state="held").exists() and time.monotonic() < until:
         time.sleep(0.1)
