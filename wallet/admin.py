@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from synstar.admin_shared import ReadOnlyAdmin
 from synstar.admin_shared import usd_column as _usd
@@ -311,7 +312,7 @@ class CodeBatchForm(forms.ModelForm):
     def clean_count(self):
         count = self.cleaned_data["count"]
         if not 1 <= count <= 100_000:
-            raise forms.ValidationError("A batch has 1 to 100,000 codes.")
+            raise forms.ValidationError(_("A batch has 1 to 100,000 codes."))
         return count
 
     def clean_value_usd(self):

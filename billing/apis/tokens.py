@@ -1,5 +1,6 @@
 """API: users' API tokens (session), and the calling token's own settings."""
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -10,6 +11,7 @@ from billing.models import TokenGroup
 from billing.selectors.tokens import tokens_for_user
 from billing.services.tokens import token_create, token_delete, token_update
 from synstar.api import IsApiToken, IsSession, MoneyField
+from synstar.i18n import lazy_format
 
 # --- tokens (session) -----------------------------------------------------------------------------
 
@@ -57,7 +59,7 @@ class TokenInputSerializer(serializers.Serializer):
     def validate_group(self, value: str) -> TokenGroup:
         group = TokenGroup.objects.filter(name=value).first()
         if group is None:
-            raise serializers.ValidationError(f"No token group named {value!r}.")
+            raise serializers.ValidationError(lazy_format(_("No token group named %(value)s."), value=repr(value)))
         return group
 
 

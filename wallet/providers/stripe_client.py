@@ -8,8 +8,11 @@ import time
 
 import stripe
 from django.conf import settings
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 from stripe._base_address import BaseAddresses  # the client's own type for base_addresses
 
+from synstar.i18n import lazy_format
 from wallet.providers.base import (
     CANCELLED,
     DISPUTE_LOST,
@@ -41,13 +44,13 @@ _OUTCOME_UNKNOWN = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimit
 logger = logging.getLogger(__name__)
 
 
-def _failed(exc: stripe.StripeError, message: str, *, order, action: str) -> ProviderError:
+def _failed(exc: stripe.StripeError, message: str | Promise, *, order, action: str) -> ProviderError:
     """Stripe's own text (e.g. "Invalid response body from API: ...") goes to the log and the order, never to a user."""
     detail = f"Stripe {action}: {type(exc).__name__}: {exc}"
     if getattr(exc, "request_id", None):
         detail += f" (request {exc.request_id})"
     logger.warning("Stripe call for order %s failed: %s", order.order_no, detail)
-    return ProviderError(message.format(provider="Stripe"), detail=detail, retryable=isinstance(exc, _OUTCOME_UNKNOWN))
+    return ProviderError(lazy_format(message, provider="Stripe"), detail=detail, retryable=isinstance(exc, _OUTCOME_UNKNOWN))
 
 
 def _client() -> stripe.StripeClient:
@@ -129,22 +132,22 @@ def refund_create(order, *, amount_cents: int, idempotency_key: str) -> str:
 def webhook_verify(body: bytes, headers) -> dict:
     signature = headers.get("Stripe-Signature")
     if not signature or not settings.STRIPE_WEBHOOK_SECRET:
-        raise SignatureInvalid("Missing Stripe-Signature header.")
+        raise SignatureInvalid(_("Missing Stripe-Signature header."))
     try:
         stripe.Webhook.construct_event(body, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=TOLERANCE_SECONDS)
     except (stripe.SignatureVerificationError, ValueError) as exc:
-        raise SignatureInvalid(f"Stripe signature check failed: {exc}") from None
+        raise SignatureInvalid(lazy_format(_("Stripe signature check failed: %(exc)s"), exc=exc)) from None
     # The library refuses stale timestamps only; a timestamp far in the future is as suspect (a replay
     # prepared in advance), so the tolerance applies both ways.
     stamps = [p[2:] for p in signature.split(",") if p.startswith("t=")]
     if not stamps or not stamps[0].isdigit() or int(stamps[0]) > time.time() + TOLERANCE_SECONDS:
-        raise SignatureInvalid("Stripe signature timestamp is outside the tolerance.")
+        raise SignatureInvalid(_("Stripe signature timestamp is outside the tolerance."))
     try:
         payload = json.loads(body)
     except ValueError:
-        raise SignatureInvalid("The webhook body is not JSON.") from None
+        raise SignatureInvalid(_("The webhook body is not JSON.")) from None
     if not isinstance(payload, dict):
-        raise SignatureInvalid("The webhook body is not a Stripe event.")
+        raise SignatureInvalid(_("The webhook body is not a Stripe event."))
     return payload
 
 

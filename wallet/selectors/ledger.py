@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext
 
 from wallet.models import Account, Entry, Hold, Transaction
 
@@ -59,7 +60,8 @@ def wallet_activity(*, user, limit: int = 10) -> list[ActivityRow]:
             transaction_id=e.transaction_id,
             kind=e.transaction.kind,
             kind_label=e.transaction.get_kind_display(),
-            description=e.transaction.description,
+            # Fixed descriptions are stored in English and marked with gettext_noop; read in the reader's language.
+            description=gettext(e.transaction.description) if e.transaction.description else "",
             amount=e.amount,
             created_at=e.transaction.created_at,
         )

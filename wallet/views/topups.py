@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from synstar.accounts.selectors import TOP_UP, account_policy_for
@@ -67,7 +68,7 @@ def topup_quote(request):
 @require_POST
 def topup_start(request):
     try:
-        amount = parse_usd(request.POST.get("amount", ""), field="Amount")
+        amount = parse_usd(request.POST.get("amount", ""), field=gettext("Amount"))
         order = order_create(user=request.user, amount=amount, method_code=request.POST.get("method", ""),
                              base_url=request.build_absolute_uri("/")[:-1])
     except SynstarError as exc:
@@ -91,7 +92,7 @@ def bills_page(request):
     page = list(orders[: BILLS_PAGE + 1])  # keyset pagination: a deep page costs what the first does
     paid = request.GET.get("paid")
     if paid:
-        messages.info(request, f"Payment for {paid} received; credits appear once the provider confirms it.")
+        messages.info(request, gettext("Payment for %(order)s received; credits appear once the provider confirms it.") % {"order": paid})
     return render(request, "console/bills.html", {
         "orders": page[:BILLS_PAGE], "status": status, "statuses": TopUpOrder.Status.choices,
         "next_before": page[BILLS_PAGE - 1].pk if len(page) > BILLS_PAGE else None, "is_first_page": before is None,
