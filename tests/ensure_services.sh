@@ -64,3 +64,15 @@ else
     }
   fi
 fi
+
+# A CJK font, so that screenshots of the console in Chinese show characters rather than empty boxes.
+if fc-list :lang=zh 2>/dev/null | grep -q .; then
+  echo "CJK font: $(fc-list :lang=zh family | head -n 1)"
+else
+  echo "CJK font: installing Debian's fonts-wqy-microhei for the Chinese screenshots"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-wqy-microhei >/dev/null; then
+    as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-wqy-microhei >/dev/null || {
+      echo "Could not install a CJK font (apt-get install fonts-wqy-microhei); Chinese screenshots will show boxes." >&2
+    }
+  fi
+fi

@@ -43,7 +43,7 @@ def test_the_console_reads_in_chinese(client, make_user):
         ("console:bills", ["账单", "暂无充值记录"]),
         ("console:tokens", ["API 令牌", "创建令牌", "不限配额"]),
         ("console:usage", ["用量记录", "暂无用量记录", "全部令牌"]),
-        ("console:invite", ["邀请好友", "你的邀请链接"]),
+        ("console:invite", ["邀请好友", "您的邀请链接"]),
         ("console:settings", ["设置", "跟随浏览器"]),
     ]:
         text = client.get(reverse(name), **ZH).content.decode()
