@@ -168,6 +168,12 @@ def test_catalog_has_every_marked_string_translated(tmp_path, settings):
             missing.append(entry.msgid)
         elif ours.fuzzy:
             fuzzy.append(entry.msgid)
+        elif ours.msgid_plural:  # Chinese has one form (nplurals=1): msgstr[0] stands for every count
+            forms = [text for _n, text in sorted(ours.msgstr_plural.items())]
+            if not forms or not all(text.strip() for text in forms):
+                untranslated.append(entry.msgid)
+            elif any(_placeholders(ours.msgid_plural) != _placeholders(text) for text in forms):
+                placeholders.append(entry.msgid)
         elif not ours.msgstr.strip():
             untranslated.append(entry.msgid)
         elif _placeholders(ours.msgid) != _placeholders(ours.msgstr):
