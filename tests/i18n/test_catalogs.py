@@ -28,9 +28,9 @@ TEMPLATE_DIRS = [ROOT / "templates", *sorted(ROOT.glob("*/templates")), *sorted(
 SOURCE_DIRS = ["synstar", "wallet", "billing", "referrals", "templates"]
 
 # Words that read the same in every language: the product, currencies, formats, placeholders of codes.
-ALLOWED_WORDS = {"SynStar", "USD", "CNY", "CSV", "API", "XXXX", "sk", "gen", "x"}
+ALLOWED_WORDS = {"SynStar", "USD", "CNY", "CSV", "API", "HTTP", "UTC", "JSON", "URL", "XXXX", "sk", "gen", "x"}
 # Attributes a user reads (tooltips, placeholders, button values, confirmations, accessible names).
-HUMAN_ATTRIBUTES = {"title", "placeholder", "alt", "aria-label", "hx-confirm", "data-confirm", "value"}
+HUMAN_ATTRIBUTES = {"title", "placeholder", "alt", "aria-label", "hx-confirm", "data-confirm", "data-label", "value"}
 # A variable's literal default is text too ({{ x|default:"Not set" }}): it must be _("...").
 LITERAL_DEFAULT = re.compile(r"""\|default(?:_if_none)?:(["'])(.*?)\1""")
 WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
@@ -99,6 +99,8 @@ class _TextFinder(HTMLParser):
             self._raw.pop()
 
     def handle_data(self, data):
+        if '="' in data:  # a tag whose name is template code (<{% if a %}a{% else %}button{% endif %} class="...">)
+            data = re.sub(r'[\w-]+="[^"]*"|\b(a|button|div|span)\b', " ", data)
         if not self._raw and _words(data.replace(HOLE, " ")):
             self.found.append(data.replace(HOLE, "…").strip())
 
@@ -117,6 +119,8 @@ def test_the_checker_finds_unmarked_text_and_accepts_marked_text():
     assert unmarked_strings('{{ user.country|default:"Not set" }}') == ['literal default: {{ user.country|default:"Not set" }}']
     assert unmarked_strings('<input type="submit" value="Apply">') == ['<input value="Apply">']
     assert unmarked_strings('<input type="hidden" name="action" value="refund_action">{{ where|default:"nav" }}') == []
+    assert unmarked_strings('<{% if href %}a href="{{ href }}"{% else %}button{% endif %} class="btn">{{ label }}</a>') == []
+    assert unmarked_strings('<td data-label="Amount">1</td>') == ['<td data-label="Amount">']
     marked = (
         '{% load i18n %}<h1>{% translate "Wallet" %}</h1><p title="{% translate "Hint" %}">{% blocktranslate with a=b %}Pay {{ a }}'
         '{% endblocktranslate %}</p><script>const x = "not text";</script>{# a comment #}<span>SynStar · USD $1.00 →</span>'
