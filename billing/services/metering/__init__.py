@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.models import ApiToken, GatewayKey, Generation
+from billing.services.budgets import budget_refusal, token_rate_check
 from billing.services.metering import orm, sql
 from billing.services.metering.pricing import Usage, charge, estimate_usage, hold_amount, hold_bound
 from billing.services.tokens import key_hash, key_kind, token_authenticate
@@ -142,6 +143,7 @@ def _metering_hold(
     est_output = bound.output_tokens  # the maximum output held for; a success reported without usage is charged it
     estimate = hold_amount(snapshot, bound, found.rate, minimum=_min_hold())
     deadline = now + (timedelta(seconds=hold_seconds) if hold_seconds else _hold_ttl())
+    token_rate_check(token_id=found.token_id, rpm_limit=found.rpm_limit)
     # Lock order: account, then token.
     available = _sql().account_hold(account_id=found.account_id, amount=estimate)
     if available is None:
@@ -154,6 +156,9 @@ def _metering_hold(
         est_output=est_output, est_units=units, rate=found.rate, snapshot=snapshot,
     )
     if opened is None:
+        budget_error = budget_refusal(token_id=found.token_id, amount=estimate, now=now)
+        if budget_error is not None:
+            raise budget_error
         remaining = max((found.quota or 0) - found.used - found.held, 0)
         raise TokenQuotaExceeded(
             f"This API token has ${format_usd(remaining, places=None)} of its quota left; "
