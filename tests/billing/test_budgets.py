@@ -208,3 +208,23 @@ def test_the_hold_api_answers_402_token_budget_exceeded(client, gateway, make_to
     error = answer.json()["error"]
     assert error["code"] == "token_budget_exceeded"
     assert error["resets_at"] == next_reset(period="month", now=timezone.now()).isoformat()
+
+
+@pytest.mark.django_db
+def test_get_key_shows_the_budget_period_usage_and_the_next_reset(client, make_token):
+    user = make_user(balance="20")
+    token = make_token(user, budget=usd("2.50"), budget_period="week", rpm_limit=30, quota=usd("10"))
+    now = timezone.now()
+    ApiToken.objects.filter(pk=token.pk).update(
+        used=usd("1.25"), period_used=usd("0.75"), held=usd("0.25"), period_start=period_start(period="week", now=now)
+    )
+    body = client.get("/api/v1/key", HTTP_AUTHORIZATION=f"Bearer {token.raw_key}").json()
+    assert body["budget"] == "2.50" and body["budget_period"] == "week"
+    assert body["period_used"] == "0.75" and body["budget_remaining"] == "1.50"  # 2.50 - 0.75 - 0.25 held
+    assert body["remaining"] == "8.50" and body["rate_limit"] == {"requests": 30, "interval": "1m"}
+    assert datetime.fromisoformat(body["next_reset"]) == next_reset(period="week", now=now)
+    assert datetime.fromisoformat(body["period_start"]) == period_start(period="week", now=now)
+    # Last week's usage does not count against this week's budget.
+    ApiToken.objects.filter(pk=token.pk).update(period_start=period_start(period="week", now=now) - timedelta(days=7))
+    body = client.get("/api/v1/key", HTTP_AUTHORIZATION=f"Bearer {token.raw_key}").json()
+    assert body["period_used"] == "0.00" and body["budget_remaining"] == "2.25"
