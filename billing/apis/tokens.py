@@ -160,5 +160,6 @@ class KeyApi(APIView):
     @extend_schema(responses=OutputSerializer, summary="The calling API token: limits, usage and the next budget reset")
     def get(self, request):
         token = api_token(request)
-        token.budget_state = token_budget(token=token, now=timezone.now())
+        assert token is not None  # IsApiToken
+        token.budget_state = token_budget(token=token, now=timezone.now())  # type: ignore[attr-defined]
         return Response(self.OutputSerializer(token).data)
