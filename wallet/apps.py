@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class WalletConfig(AppConfig):
     name = "wallet"
     verbose_name = "Wallet and ledger"
+
+    def ready(self):
+        # Alerts follow top-ups and refunds (webhook events, the low-balance alert re-armed): the wallet's own
+        # hooks, in the same registry other apps use.
+        from wallet.services.alerts import refund_completed_notify, topup_completed_notify
+        from wallet.services.topups import topup_hooks_register
+
+        topup_hooks_register(completed=topup_completed_notify, refunded=refund_completed_notify)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
 
 LOOKUP_SQL = """
@@ -114,8 +115,6 @@ BUDGET_SETTLE_SET = (
 
 
 def _budget_params(params: dict) -> dict:
-    from django.conf import settings
-
     params.setdefault("budget_tz", settings.TOKEN_BUDGET_TIME_ZONE)
     return params
 # --- end token budgets ---
