@@ -5,7 +5,7 @@ from django.urls import path
 from wallet.apis import ledger as ledger_apis
 from wallet.apis import redemptions as redemption_apis
 from wallet.apis import topups as topup_apis
-from wallet.views import ledger, redemptions, topups, webhooks
+from wallet.views import alerts, ledger, redemptions, topups, webhooks
 
 console_urlpatterns = [
     path("", ledger.dashboard, name="dashboard"),
@@ -14,6 +14,8 @@ console_urlpatterns = [
     path("wallet/topup/", topups.topup_start, name="topup-start"),
     path("wallet/redeem/", redemptions.redeem, name="redeem"),
     path("bills/", topups.bills_page, name="bills"),
+    path("alerts/", alerts.alerts_page, name="alerts"),
+    path("alerts/test/", alerts.alerts_test, name="alerts-test"),
     path("sandbox/checkout/<str:checkout_id>/", topups.sandbox_checkout, name="sandbox-checkout"),
     path("checkout/airwallex/<str:order_no>/", topups.airwallex_checkout, name="airwallex-checkout"),
 ]
