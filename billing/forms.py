@@ -1,6 +1,7 @@
 from typing import cast
 
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import ApiToken, BudgetPeriod, Generation, ModelPrice
@@ -34,7 +35,7 @@ class TokenForm(forms.Form):
                              help_text=_("Most this token may spend per period, besides the quota; empty: no budget"))
     budget_period = forms.ChoiceField(choices=BudgetPeriod.choices, initial=BudgetPeriod.MONTH, required=False,
                                       label=_("Budget resets every"),
-                                      help_text=_("At 00:00 UTC; weeks start on Monday"))
+                                      help_text=_("At 00:00 in the budget time zone; weeks start on Monday"))
     rpm_limit = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label=_("Requests per minute"),
                                    help_text=_("Empty: no limit. Requests over it get 429 with Retry-After"))
 
@@ -57,6 +58,8 @@ class TokenForm(forms.Form):
             })
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["group"]).queryset = groups_for_user(user=user)
+        self.fields["budget_period"].help_text = _("At 00:00 %(zone)s; weeks start on Monday") % {
+            "zone": settings.TOKEN_BUDGET_TIME_ZONE}
 
     def clean_quota(self):
         raw = self.cleaned_data.get("quota", "").strip()

@@ -23,7 +23,7 @@ class AlertSettingsForm(forms.Form):
     )
     webhook_url = forms.CharField(
         required=False, max_length=500, label=gettext_lazy("Webhook URL"),
-        widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/synstar"}),
+        widget=forms.TextInput(attrs={"placeholder": "https://example.com/hooks/synstar", "inputmode": "url"}),
         help_text=gettext_lazy("We POST signed JSON events here. Empty: no webhook."),
     )
     new_secret = forms.BooleanField(required=False, label=gettext_lazy("Generate a new signing secret"))
