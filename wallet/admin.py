@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy
 
 from synstar.admin_shared import ReadOnlyAdmin
 from synstar.admin_shared import usd_column as _usd
@@ -405,11 +406,11 @@ class AlertSettingsAdmin(ReadOnlyAdmin):
     fields = ("user", "threshold", "low_balance_alerted", "low_balance_alerted_at", "webhook_url", "has_secret", "updated_at")
     readonly_fields = fields
 
-    @admin.display(description="Low-balance threshold")
+    @admin.display(description=gettext_lazy("Low-balance threshold"))
     def threshold(self, obj):
-        return "default" if obj.low_balance_threshold is None else _usd(obj.low_balance_threshold)
+        return gettext_lazy("default") if obj.low_balance_threshold is None else _usd(obj.low_balance_threshold)
 
-    @admin.display(boolean=True, description="Secret set")
+    @admin.display(boolean=True, description=gettext_lazy("Secret set"))
     def has_secret(self, obj):
         return bool(obj.webhook_secret)
 

@@ -13,8 +13,16 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import ApiToken, BudgetPeriod
+
+PERIOD_ADJECTIVES: dict[str, object] = {"day": _("daily"), "week": _("weekly"), "month": _("monthly")}
+
+
+def period_adjective(period: str) -> str:
+    """"daily", "weekly" or "monthly" (translated), for messages about a budget."""
+    return str(PERIOD_ADJECTIVES.get(period, period))
 
 
 def budget_zone() -> ZoneInfo:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.models import ApiToken
-from billing.selectors.budgets import token_budget
+from billing.selectors.budgets import period_adjective, token_budget
 from synstar.money import format_usd, parse_usd
 from wallet.services.alerts import alert_email, balance_crossings, event_emit
 
@@ -68,9 +68,9 @@ def _token_alert(*, token: ApiToken, kind: str, level: int, used: int, limit: in
         subject = _("API token %(name)s has used %(level)s%% of its quota") % {"name": token.name, "level": level}
     else:
         subject = _("API token %(name)s has used %(level)s%% of its %(period)s budget") % {
-            "name": token.name, "level": level, "period": token.get_budget_period_display()}
+            "name": token.name, "level": level, "period": period_adjective(token.budget_period)}
     alert_email(user=token.user, subject=subject, template="email/token_alert.txt", context={
-        "token": token, "kind": kind, "level": level, "used": format_usd(used), "limit": format_usd(limit),
+        "token": token, "period": period_adjective(token.budget_period), "kind": kind, "level": level, "used": format_usd(used), "limit": format_usd(limit),
         "resets_at": resets_at,
     })
     if level == 100:

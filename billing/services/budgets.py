@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.utils.translation import gettext as _
 
 from billing.models import ApiToken
-from billing.selectors.budgets import token_budget
+from billing.selectors.budgets import period_adjective, token_budget
 from synstar.errors import PaymentRequired, RateLimited
 from synstar.money import format_usd
 
@@ -41,7 +41,7 @@ def budget_refusal(*, token_id: int, amount: int, now: datetime) -> TokenBudgetE
     return TokenBudgetExceeded(
         _("This API token has $%(left)s of its %(period)s budget of $%(budget)s left; the request needs up to "
           "$%(need)s. The budget resets at %(resets)s.")
-        % {"left": format_usd(state.remaining or 0, places=None), "period": token.get_budget_period_display(),
+        % {"left": format_usd(state.remaining or 0, places=None), "period": period_adjective(token.budget_period),
            "budget": format_usd(state.budget, places=None), "need": format_usd(amount, places=None), "resets": resets},
         budget_remaining=format_usd(state.remaining or 0, places=None),
         resets_at=resets,

@@ -173,10 +173,10 @@ def test_token_alerts_at_80_and_100_percent_once_each(django_capture_on_commit_c
     assert token_emails() == []
     with django_capture_on_commit_callbacks(execute=True):
         meter_settle(meter_hold(user, usd("0.12")), usd("0.12"))  # budget 84%
-    assert token_emails() == ["[SynStar] API token ledger-test has used 80% of its day budget"]
+    assert token_emails() == ["[SynStar] API token ledger-test has used 80% of its daily budget"]
     with django_capture_on_commit_callbacks(execute=True):
         meter_settle(meter_hold(user, usd("0.08")), usd("0.08"))  # budget 100%
-    assert token_emails()[1:] == ["[SynStar] API token ledger-test has used 100% of its day budget"]
+    assert token_emails()[1:] == ["[SynStar] API token ledger-test has used 100% of its daily budget"]
     # Tomorrow: the budget's alerts are armed again; the quota reaches 80% ($0.80 of $1).
     token.refresh_from_db()
     ApiToken.objects.filter(pk=token.pk).update(period_start=token.period_start - timedelta(days=1))
