@@ -301,6 +301,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wallet.tasks.webhooks_retry_task",
         "schedule": timedelta(seconds=env.int("WEBHOOK_RETRY_EVERY_SECONDS", default=60)),
     },
+    "alert-webhooks-requeue": {
+        "task": "wallet.tasks.webhook_deliveries_requeue_task",
+        "schedule": timedelta(seconds=env.int("WEBHOOK_RETRY_EVERY_SECONDS", default=60)),
+    },
     "relay-tasks-poll": {
         "task": "billing.tasks.relay_tasks_poll_task",
         "schedule": timedelta(seconds=env.int("RELAY_TASK_POLL_SECONDS", default=5)),

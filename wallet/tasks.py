@@ -4,7 +4,7 @@ from celery import shared_task
 
 from wallet.models import WebhookDelivery
 from wallet.selectors.ledger import ledger_problems
-from wallet.services.alerts import retry_delay, webhook_deliver
+from wallet.services.alerts import retry_delay, webhook_deliver, webhook_deliveries_requeue
 from wallet.services.refunds import refunds_resume
 from wallet.services.topups import orders_reconcile
 from wallet.services.webhooks import webhook_events_retry, webhook_process
@@ -56,3 +56,9 @@ def webhook_deliver_task(self, delivery_id: int) -> None:
     delivery = webhook_deliver(delivery_id=delivery_id)
     if delivery is not None and delivery.status == WebhookDelivery.Status.PENDING:
         raise self.retry(countdown=retry_delay(delivery.attempts))
+
+
+@shared_task
+def webhook_deliveries_requeue_task() -> int:
+    """Beat: queue again customer webhook deliveries whose task was lost."""
+    return webhook_deliveries_requeue()

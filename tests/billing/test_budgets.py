@@ -228,3 +228,62 @@ def test_get_key_shows_the_budget_period_usage_and_the_next_reset(client, make_t
     ApiToken.objects.filter(pk=token.pk).update(period_start=period_start(period="week", now=now) - timedelta(days=7))
     body = client.get("/api/v1/key", HTTP_AUTHORIZATION=f"Bearer {token.raw_key}").json()
     assert body["period_used"] == "0.00" and body["budget_remaining"] == "2.25"
+
+
+# --- a property: whatever the order of holds, charges, releases and period changes --------------------
+
+
+@pytest.mark.django_db
+@hsettings(max_examples=25, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("hold"), st.integers(1, 40)),  # cents
+            st.tuples(st.just("settle"), st.integers(0, 100)),  # percent of the oldest open hold
+            st.tuples(st.just("release"), st.just(0)),
+            st.tuples(st.just("new_period"), st.just(0)),
+        ),
+        max_size=25,
+    ),
+    portable=st.booleans(),
+)
+def test_budget_is_never_exceeded_and_period_used_is_exact(steps, portable):
+    """A $1.00 daily budget: held + the period's used never exceeds it; a hold is refused exactly when it
+    would; period_used is what settled since the period began (a modelled rollover)."""
+    billing.services.metering.FORCE_PORTABLE = portable
+    try:
+        user = make_user(balance="50")
+        token = _token(user)
+        token_update(token_id=token.pk, user=user, budget=usd("1"), budget_period="day")
+        open_holds, period_used, held = [], 0, 0
+        for action, n in steps:
+            if action == "hold":
+                amount = usd("0.01") * n
+                fits = period_used + held + amount <= usd("1")
+                try:
+                    open_holds.append((meter_hold(user, amount), amount))
+                    held += amount
+                    assert fits
+                except TokenBudgetExceeded:
+                    assert not fits
+            elif action == "settle" and open_holds:
+                g, amount = open_holds.pop(0)
+                cost = amount * n // 100
+                meter_settle(g, cost)
+                held -= amount
+                period_used += cost
+            elif action == "release" and open_holds:
+                g, amount = open_holds.pop(0)
+                meter_release(g)
+                held -= amount
+            elif action == "new_period":
+                ApiToken.objects.filter(pk=token.pk, period_start__isnull=False).update(
+                    period_start=period_start(period="day", now=timezone.now()) - timedelta(days=1)
+                )
+                period_used = 0
+            token.refresh_from_db()
+            current = token.period_used if token.period_start == period_start(period="day", now=timezone.now()) else 0
+            assert (token.held, current) == (held, period_used)
+            assert current + token.held <= usd("1")
+    finally:
+        billing.services.metering.FORCE_PORTABLE = False

@@ -267,3 +267,23 @@ def test_low_balance_and_topup_events_are_sent_to_the_webhook(topup_config, djan
     assert deliveries[0].payload["data"]["available"] == "0.50" and deliveries[0].payload["data"]["threshold"] == "1.00"
     assert deliveries[1].payload["data"]["order_no"] == order.order_no
     assert deliveries[1].payload["data"]["credited"] == "5.00"
+
+
+@pytest.mark.django_db
+@override_settings(ALERT_WEBHOOK_ALLOW_PRIVATE=True)
+def test_deliveries_whose_task_was_lost_are_queued_again(monkeypatch):
+    from django.utils import timezone
+
+    from wallet.services import alerts
+
+    queued = []
+    monkeypatch.setattr(alerts, "_enqueue_delivery", queued.append)  # the broker: record what is queued
+    user = make_user()
+    alert_settings_update(user=user, threshold=None, webhook_url="https://hooks.example.com/x")
+    fresh, lost, retrying = (webhook_test_send(user=user) for _ in range(3))
+    WebhookDelivery.objects.filter(pk__in=[lost.pk, retrying.pk]).update(created_at=timezone.now() - timedelta(hours=1))
+    WebhookDelivery.objects.filter(pk=retrying.pk).update(attempts=2, last_attempt_at=timezone.now() - timedelta(minutes=2))
+    assert alerts.webhook_deliveries_requeue() == 1 and queued == [lost.pk]
+    WebhookDelivery.objects.filter(pk=retrying.pk).update(last_attempt_at=timezone.now() - timedelta(hours=1))
+    queued.clear()
+    assert alerts.webhook_deliveries_requeue() == 2 and sorted(queued) == sorted([lost.pk, retrying.pk])

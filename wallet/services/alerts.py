@@ -25,6 +25,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -316,3 +317,20 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
     )
     delivery.refresh_from_db()
     return delivery
+
+
+def webhook_deliveries_requeue(*, now=None, limit: int = 500) -> int:
+    """Beat: queue again the pending deliveries whose task was lost (the broker was down when the event was
+    recorded, or a retry message vanished): never attempted after 5 minutes, or not retried 10 minutes after
+    their back-off ran out. A delivery may so arrive twice; receivers deduplicate by the event `id`."""
+    now = now or timezone.now()
+    candidates = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PENDING, created_at__lt=now - timedelta(minutes=5)
+    ).order_by("id")[:limit]
+    due = [
+        d.pk for d in candidates
+        if d.last_attempt_at is None or d.last_attempt_at + timedelta(seconds=retry_delay(d.attempts) + 600) < now
+    ]
+    for delivery_id in due:
+        _enqueue_delivery(delivery_id)
+    return len(due)
