@@ -137,6 +137,16 @@ def test_real_responses_of_every_operation_match_the_schema(client):
     check(client.delete(f"/api/v1/tokens/{created['id']}"), 204)
     check(client.delete(f"/api/v1/tokens/{created['id']}"), 404)
     check(client.get("/api/v1/key"), 403)
+    # Alerts (h-alerts).
+    check(client.get("/api/v1/alerts"), 200)
+    check(client.post("/api/v1/alerts/test", content_type="application/json"), 400)  # no webhook yet
+    alerts = check(client.patch("/api/v1/alerts", {"threshold": "2.50", "webhook_url": "https://hooks.example.com/x"},
+                                content_type="application/json"), 200)
+    assert alerts["webhook_secret"].startswith("whsec_")
+    check(client.patch("/api/v1/alerts", {"threshold": None}, content_type="application/json"), 200)
+    check(client.patch("/api/v1/alerts", {"threshold": "-1"}, content_type="application/json"), 400, check_request=False)
+    check(client.post("/api/v1/alerts/test", content_type="application/json"), 202)
+    check(client.get("/api/v1/alerts/deliveries"), 200)
 
     missing = check.operations() - check.covered
     assert missing == set(), f"operations no real response was checked for: {sorted(missing)}"

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from wallet.apis import alerts as alert_apis
 from wallet.apis import ledger as ledger_apis
 from wallet.apis import redemptions as redemption_apis
 from wallet.apis import topups as topup_apis
@@ -26,6 +27,9 @@ api_urlpatterns = [
     path("topups", topup_apis.TopUpCreateApi.as_view(), name="topups"),
     path("bills", topup_apis.BillListApi.as_view(), name="bills"),
     path("redemptions", redemption_apis.RedemptionCreateApi.as_view(), name="redemptions"),
+    path("alerts", alert_apis.AlertSettingsApi.as_view(), name="alerts"),
+    path("alerts/test", alert_apis.AlertTestApi.as_view(), name="alerts-test"),
+    path("alerts/deliveries", alert_apis.DeliveryListApi.as_view(), name="alerts-deliveries"),
 ]
 
 webhook_urlpatterns = [
