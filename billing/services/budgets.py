@@ -30,13 +30,15 @@ class TokenRateLimited(RateLimited):
 
 
 def budget_refusal(*, token_id: int, amount: int, now: datetime) -> TokenBudgetExceeded | None:
-    """Why the token's hold was refused, if it was its budget: the 402 with the time of the next reset."""
+    """Why the token's hold was refused, if it was its budget: the 402 with the time of the next reset. None
+    when the lifetime quota refuses it (re-read after the refusal: the quota is checked first, so a
+    concurrent release cannot turn a budget refusal into a wrong quota message)."""
     token = ApiToken.objects.filter(pk=token_id).first()
     if token is None or token.budget is None:
         return None
-    state = token_budget(token=token, now=now)
-    if state.budget is None or state.budget >= state.period_used + state.held + amount:
+    if token.quota is not None and token.quota < token.used + token.held + amount:
         return None
+    state = token_budget(token=token, now=now)
     resets = state.resets_at.isoformat()
     return TokenBudgetExceeded(
         _("This API token has $%(left)s of its %(period)s budget of $%(budget)s left; the request needs up to "

@@ -144,7 +144,7 @@ RETURNING id, hold_id
 
 def token_hold_and_open(**params) -> tuple[int, int] | None:
     """Raise the token's held within its quota, open the hold and the generation. (generation id, hold id)
-    or None when the token's quota refuses (nothing inserted)."""
+    or None when the token's quota or budget refuses (nothing inserted)."""
     params["snapshot"] = json.dumps(params["snapshot"])
     with connection.cursor() as cursor:
         cursor.execute(HOLD_SQL, _budget_params(params))
