@@ -44,7 +44,7 @@ def budget_refusal(*, token_id: int, amount: int, now: datetime) -> TokenBudgetE
         _("This API token has $%(left)s of its %(period)s budget of $%(budget)s left; the request needs up to "
           "$%(need)s. The budget resets at %(resets)s.")
         % {"left": format_usd(state.remaining or 0, places=None), "period": period_adjective(token.budget_period),
-           "budget": format_usd(state.budget, places=None), "need": format_usd(amount, places=None), "resets": resets},
+           "budget": format_usd(token.budget, places=None), "need": format_usd(amount, places=None), "resets": resets},
         budget_remaining=format_usd(state.remaining or 0, places=None),
         resets_at=resets,
     )
