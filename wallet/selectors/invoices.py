@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet
+from django.utils.translation import gettext as _
 
 from synstar.errors import NotFound
 from wallet.models import CreditNote, InvoiceLine, InvoiceRequest, TopUpOrder
@@ -26,14 +27,14 @@ def invoice_for_user(*, user, request_id: int) -> InvoiceRequest:
     """An issued invoice of the user's (for its PDF)."""
     request = InvoiceRequest.objects.filter(user=user, pk=request_id, status=InvoiceRequest.Status.ISSUED).first()
     if request is None:
-        raise NotFound("No such invoice.")
+        raise NotFound(_("No such invoice."))
     return request
 
 
 def credit_note_for_user(*, user, note_id: int) -> CreditNote:
     note = CreditNote.objects.filter(invoice__user=user, pk=note_id).select_related("invoice", "order").first()
     if note is None:
-        raise NotFound("No such credit note.")
+        raise NotFound(_("No such credit note."))
     return note
 
 
@@ -41,7 +42,7 @@ def receipt_order_for_user(*, user, order_no: str) -> TopUpOrder:
     """A completed (possibly since refunded) top-up of the user's: it has a receipt."""
     order = TopUpOrder.objects.filter(user=user, order_no=order_no, status__in=REFUNDABLE).select_related("method", "user").first()
     if order is None:
-        raise NotFound("No receipt for this order: only completed top-ups have one.")
+        raise NotFound(_("No receipt for this order: only completed top-ups have one."))
     return order
 
 
