@@ -10,6 +10,7 @@ from synstar.errors import Conflict, InvalidRequest, NotFound
 from synstar.money import usd
 from tests.conftest import run_concurrently
 from tests.factories import make_user
+from tests.wallet.test_refunds_and_reconcile import paid_stripe_order
 from wallet.models import Account, Refund, RefundRequest, SystemAccount
 from wallet.selectors.ledger import ledger_problems, wallet_statistics
 from wallet.selectors.refund_requests import refundable_orders
@@ -207,3 +208,21 @@ def test_approval_racing_the_user_spending_never_overdraws(setup):
         request.refresh_from_db()
         assert request.status in ("approved", "failed")
         assert ledger_problems() == []
+
+
+def test_approval_through_stripe_and_a_refusal_that_gives_the_credits_back(fake_stripe, settings, admin_user,
+                                                                           django_capture_on_commit_callbacks):
+    settings.SIGNUP_GRANT_USD = "0"
+    user = make_user(email="stripe-refund@example.com")
+    accepted, refused = paid_stripe_order(fake_stripe, user, "100"), paid_stripe_order(fake_stripe, user, "20")
+    first = refund_request_create(user=user, order_no=accepted.order_no, reason="done")
+    second = refund_request_create(user=user, order_no=refused.order_no, reason="done too")
+    assert refund_request_approve(request_id=first.pk, actor=admin_user).status == "approved"
+    assert [r["amount"] for r in fake_stripe.refunds] == [10000]  # asked of Stripe over HTTP, once
+    fake_stripe.refuse_refunds = True
+    with django_capture_on_commit_callbacks(execute=True):
+        result = refund_request_approve(request_id=second.pk, actor=admin_user)
+    assert result.status == "failed" and "refused" in result.reject_reason
+    assert Refund.objects.get(order=refused).status == "failed"
+    assert wallet_statistics(user=user).balance == usd("20")  # the refused refund's credits are back
+    assert "not approved" in mail.outbox[-1].subject
