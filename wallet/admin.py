@@ -3,9 +3,11 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from synstar.admin_shared import ReadOnlyAdmin
@@ -31,7 +33,7 @@ from wallet.models import (
     WebhookEvent,
 )
 from wallet.providers.base import ProviderError
-from wallet.selectors.documents import document_number
+from wallet.selectors.documents import document_number, invoice_pdf
 from wallet.services.invoices import invoice_issue, invoice_reject
 from wallet.services.ledger import adjustment_create
 from wallet.services.redemptions import batch_generate
@@ -492,6 +494,19 @@ class InvoiceRequestAdmin(ReadOnlyAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None  # the list and its actions; requests change only through the services
 
+    def get_urls(self):
+        pdf = path("<int:request_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="wallet_invoicerequest_pdf")
+        return [pdf, *super().get_urls()]
+
+    def pdf_view(self, request, request_id: int):
+        """The issued invoice's PDF, for printing a paper invoice or answering the customer."""
+        invoice = InvoiceRequest.objects.filter(pk=request_id, status=InvoiceRequest.Status.ISSUED).first()
+        if invoice is None:
+            raise Http404(_("No such invoice."))
+        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="invoice-{document_number(invoice)}.pdf"'
+        return response
+
     @admin.display(description=_("Amount asked"), ordering="amount")
     def amount_usd(self, obj):
         return _usd(obj.amount)
@@ -502,7 +517,9 @@ class InvoiceRequestAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("Number"), ordering="number")
     def invoice_number(self, obj):
-        return document_number(obj) or "—"
+        if obj.status != InvoiceRequest.Status.ISSUED:
+            return "—"
+        return format_html('<a href="{}">{}</a>', reverse("admin:wallet_invoicerequest_pdf", args=[obj.pk]), document_number(obj))
 
 
 class OverdueFilter(admin.SimpleListFilter):

@@ -251,6 +251,12 @@ def test_admin_issues_and_rejects_from_the_queue(client, company, admin_user):
     two.refresh_from_db()
     assert (one.status, one.number, two.status, two.reject_reason) == ("issued", 1, "rejected", "Duplicate")
     assert client.get(f"{url}{one.pk}/change/").status_code == 200
+    listing = client.get(url).content.decode()
+    assert f"{url}{one.pk}/pdf/" in listing  # admin prints paper invoices from here
+    assert "INV-000001" in pdf_text(client.get(f"{url}{one.pk}/pdf/").content)
+    assert client.get(f"{url}{two.pk}/pdf/").status_code == 404
+    client.force_login(user)
+    assert client.get(f"{url}{one.pk}/pdf/").status_code == 302  # not staff: to the admin login
 
 
 # --- numbering under concurrency ------------------------------------------------------------------
