@@ -3,8 +3,12 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from synstar.admin_shared import ReadOnlyAdmin
 from synstar.admin_shared import usd_column as _usd
@@ -14,19 +18,26 @@ from wallet.models import (
     Account,
     BonusRule,
     CodeBatch,
+    CreditNote,
     Entry,
     Hold,
+    InvoiceLine,
+    InvoiceRequest,
     PaymentMethod,
     Redemption,
     RedemptionCode,
     Refund,
+    RefundRequest,
     TopUpOrder,
     Transaction,
     WebhookEvent,
 )
 from wallet.providers.base import ProviderError
+from wallet.selectors.documents import document_number, invoice_pdf
+from wallet.services.invoices import invoice_issue, invoice_reject
 from wallet.services.ledger import adjustment_create
 from wallet.services.redemptions import batch_generate
+from wallet.services.refund_requests import refund_request_approve, refund_request_reject
 from wallet.services.refunds import order_refund
 from wallet.services.webhooks import webhook_events_requeue
 
@@ -388,3 +399,186 @@ class RedemptionAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "user", "code", "amount", "ip"]
     search_fields = ["user__email"]
     list_select_related = ["user", "code"]
+
+
+# --- invoice requests and refund requests (issue 13) -----------------------------------------------
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(label=_("Reason (the user reads it)"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+
+def _reject_with_reason(modeladmin, request, queryset, *, action: str, title, reject) -> HttpResponse | None:
+    """An intermediate page asks for the reason, then `reject(request_id=..., actor=..., reason=...)` for each."""
+    if "apply" in request.POST:
+        form = RejectForm(request.POST)
+        if form.is_valid():
+            for obj in queryset:
+                try:
+                    reject(request_id=obj.pk, actor=request.user, reason=form.cleaned_data["reason"])
+                except SynstarError as exc:
+                    modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+                else:
+                    modeladmin.message_user(request, _("%(obj)s: rejected; the user is emailed.") % {"obj": obj})
+            return None
+    else:
+        form = RejectForm()
+    return render(request, "admin/reject_requests.html", {
+        **modeladmin.admin_site.each_context(request), "title": title, "form": form, "objects": queryset, "action": action,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "opts": modeladmin.model._meta,
+    })
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("order", "amount_usd", "active")
+
+    @admin.display(description=_("Amount"))
+    def amount_usd(self, obj):
+        return _usd(obj.amount)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class CreditNoteInline(admin.TabularInline):
+    model = CreditNote
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("number", "order", "amount_usd", "created_at")
+
+    @admin.display(description=_("Amount"))
+    def amount_usd(self, obj):
+        return _usd(obj.amount)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.action(description=_("Issue the selected invoices (numbers allocated in order, without gaps)"))
+def invoice_issue_action(modeladmin, request, queryset):
+    for obj in queryset.order_by("created_at"):
+        try:
+            issued = invoice_issue(request_id=obj.pk, actor=request.user)
+        except SynstarError as exc:
+            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, _("%(obj)s: invoice %(number)s issued for %(amount)s.") % {
+                "obj": obj, "number": document_number(issued), "amount": _usd(issued.invoiced_amount)})
+
+
+@admin.action(description=_("Reject the selected invoice requests (with a reason)"))
+def invoice_reject_action(modeladmin, request, queryset):
+    return _reject_with_reason(modeladmin, request, queryset, action="invoice_reject_action", title=_("Reject invoice requests"),
+                               reject=invoice_reject)
+
+
+@admin.register(InvoiceRequest)
+class InvoiceRequestAdmin(ReadOnlyAdmin):
+    """The queue: filter by status (Requested first by default order: oldest first), issue or reject."""
+
+    list_display = ["id", "created_at", "user", "company_name", "tax_id", "amount_usd", "delivery", "status", "invoice_number",
+                    "invoiced_usd"]
+    list_filter = ["status", "delivery"]
+    search_fields = ["company_name", "tax_id", "user__email", "lines__order__order_no"]
+    list_select_related = ["user"]
+    ordering = ["status", "created_at"]
+    inlines = [InvoiceLineInline, CreditNoteInline]
+    actions = [invoice_issue_action, invoice_reject_action]
+    readonly_fields = ["user", "company_name", "tax_id", "delivery", "email", "mailing_address", "amount_usd", "status",
+                       "invoice_number", "invoiced_usd", "reject_reason", "decided_by", "created_at", "decided_at"]
+    exclude = ["amount", "number", "invoiced_amount"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # the list and its actions; requests change only through the services
+
+    def get_urls(self):
+        pdf = path("<int:request_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="wallet_invoicerequest_pdf")
+        return [pdf, *super().get_urls()]
+
+    def pdf_view(self, request, request_id: int):
+        """The issued invoice's PDF, for printing a paper invoice or answering the customer."""
+        invoice = InvoiceRequest.objects.filter(pk=request_id, status=InvoiceRequest.Status.ISSUED).first()
+        if invoice is None:
+            raise Http404(_("No such invoice."))
+        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="invoice-{document_number(invoice)}.pdf"'
+        return response
+
+    @admin.display(description=_("Amount asked"), ordering="amount")
+    def amount_usd(self, obj):
+        return _usd(obj.amount)
+
+    @admin.display(description=_("Invoiced"))
+    def invoiced_usd(self, obj):
+        return _usd(obj.invoiced_amount) if obj.status == InvoiceRequest.Status.ISSUED else "—"
+
+    @admin.display(description=_("Number"), ordering="number")
+    def invoice_number(self, obj):
+        if obj.status != InvoiceRequest.Status.ISSUED:
+            return "—"
+        return format_html('<a href="{}">{}</a>', reverse("admin:wallet_invoicerequest_pdf", args=[obj.pk]), document_number(obj))
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = _("decision target")
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Overdue (still requested after the target)")), ("no", _("Within the target"))]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "yes":
+            return queryset.filter(status=RefundRequest.Status.REQUESTED, due_at__lt=now)
+        if self.value() == "no":
+            return queryset.filter(status=RefundRequest.Status.REQUESTED, due_at__gte=now)
+        return queryset
+
+
+@admin.action(description=_("Approve the selected refund requests (the refund service decides what is still refundable)"))
+def refund_request_approve_action(modeladmin, request, queryset):
+    for obj in queryset.order_by("created_at"):
+        try:
+            result = refund_request_approve(request_id=obj.pk, actor=request.user)
+        except SynstarError as exc:
+            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+            continue
+        if result.status == RefundRequest.Status.APPROVED and result.refund is not None:
+            modeladmin.message_user(request, _("%(obj)s: approved; %(cash)s refunded, %(bonus)s bonus clawed back (%(status)s).") % {
+                "obj": obj, "cash": _usd(result.refund.base_removed), "bonus": _usd(result.refund.bonus_removed),
+                "status": result.refund.get_status_display().lower()})
+        else:
+            modeladmin.message_user(request, f"{obj}: {result.get_status_display()} {result.reject_reason}".strip(), messages.WARNING)
+
+
+@admin.action(description=_("Reject the selected refund requests (with a reason)"))
+def refund_request_reject_action(modeladmin, request, queryset):
+    return _reject_with_reason(modeladmin, request, queryset, action="refund_request_reject_action", title=_("Reject refund requests"),
+                               reject=refund_request_reject)
+
+
+@admin.register(RefundRequest)
+class RefundRequestAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "due_at", "user", "order", "quoted_usd", "status", "refunded_usd", "decided_by"]
+    list_filter = [OverdueFilter, "status"]
+    search_fields = ["user__email", "order__order_no"]
+    list_select_related = ["user", "order", "refund", "decided_by"]
+    ordering = ["status", "due_at"]
+    actions = [refund_request_approve_action, refund_request_reject_action]
+    readonly_fields = ["user", "order", "reason", "status", "quoted_usd", "refund", "refunded_usd", "reject_reason", "decided_by",
+                       "created_at", "due_at", "decided_at"]
+    exclude = ["quoted"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
+
+    @admin.display(description=_("Refundable when asked"), ordering="quoted")
+    def quoted_usd(self, obj):
+        return _usd(obj.quoted)
+
+    @admin.display(description=_("Refunded"))
+    def refunded_usd(self, obj):
+        return _usd(obj.refund.base_removed) if obj.refund_id else "—"
