@@ -260,7 +260,7 @@ class IpNetworkListField(forms.CharField):
                 ))
         if errors:
             raise ValidationError(errors)
-        return [str(n) for n in sorted(networks, key=lambda n: (n.version, n.network_address, n.prefixlen))]
+        return sorted({str(n) for n in networks})  # the order billing.services.tokens keeps
 
     def has_changed(self, initial, data):
         try:
