@@ -18,6 +18,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import ValidationError
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 
@@ -130,6 +131,7 @@ class UsdAdminMixin:
     usd_fields: tuple[str, ...] = ()
     usd_positive: tuple[str, ...] = ()
     usd_signed: tuple[str, ...] = ()
+    usd_help: dict[str, str] = {}  # help text per field, where the model's (written for developers) does not do
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # a mixin in front of ModelAdmin / InlineModelAdmin
@@ -154,7 +156,7 @@ class UsdAdminMixin:
                 allow_negative=db_field.name in self.usd_signed,
                 allow_zero=db_field.name not in self.usd_positive,
                 label=_("%(label)s (USD)") % {"label": label},
-                help_text=_usd_help(db_field.help_text),
+                help_text=self.usd_help.get(db_field.name) or _usd_help(db_field.help_text),
                 initial=db_field.get_default() if db_field.has_default() else None,
             )
         return super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
@@ -199,12 +201,20 @@ class UsdAdminMixin:
 # --- lists that were JSON -----------------------------------------------------------------------------
 
 
+class ListFilterWidget(FilteredSelectMultiple):
+    """The admin's two-box filter, wrapped: its script prepends the boxes to the widget's parent, which would
+    otherwise put them before the field's label."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        return format_html('<div class="related-widget-wrapper">{}</div>', super().render(name, value, attrs, renderer))
+
+
 class ChoiceListField(forms.TypedMultipleChoiceField):
     """A JSON list of strings as a multi-select (the admin's two-box filter), cleaned to a sorted list."""
 
     def __init__(self, *, verbose_name: str, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
-        kwargs.setdefault("widget", FilteredSelectMultiple(verbose_name, is_stacked=False))
+        kwargs.setdefault("widget", ListFilterWidget(verbose_name, is_stacked=False))
         super().__init__(**kwargs)
 
     def prepare_value(self, value):

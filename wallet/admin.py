@@ -174,6 +174,8 @@ def adjust_balance_action(modeladmin, request, queryset):
 class BonusRuleAdmin(UsdAdminMixin, admin.ModelAdmin):
     usd_fields = ("amount", "bonus_fixed")
     usd_positive = ("amount",)
+    usd_help = {"amount": _("The top-up amount in dollars, e.g. 100.00 (for 100 dollars)."),
+                "bonus_fixed": _("Bonus credit added, in dollars, e.g. 3.00; or 0 and a percent below.")}
     list_display = ["__str__", "match", "amount_usd", "bonus_fixed_usd", "bonus_percent", "is_active"]
     list_editable = ["is_active"]
 
