@@ -131,7 +131,7 @@ class UsdAdminMixin:
     usd_fields: tuple[str, ...] = ()
     usd_positive: tuple[str, ...] = ()
     usd_signed: tuple[str, ...] = ()
-    usd_help: dict[str, str] = {}  # help text per field, where the model's (written for developers) does not do
+    usd_help: dict[str, Any] = {}  # help text (str or lazy) per field, where the model's (written for developers) does not do
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # a mixin in front of ModelAdmin / InlineModelAdmin
