@@ -5,13 +5,17 @@ that changes nothing; the JSON lists are widgets that round-trip; the operator n
 import re
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
 
 from billing.models import ApiToken, BillingTier, ModelPrice, TokenGroup
 from billing.services.tokens import token_create
 from referrals.models import RewardRule
-from synstar.money import usd
+from synstar.admin_shared import UsdField
+from synstar.money import MAX_NANOS, usd
 from wallet.models import Account, BonusRule, PaymentMethod, TopUpOrder, Transaction
 from wallet.models.ledger import SystemAccount
 from wallet.selectors.ledger import wallet_activity, wallet_statistics
@@ -305,3 +309,22 @@ def test_every_admin_page_opens_and_shows_no_raw_nanos(operator, token, make_use
             page = operator.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))
             assert page.status_code == 200, opts.label
             assert "1234500000000" not in page.content.decode(), opts.label
+
+
+@given(st.integers(min_value=-MAX_NANOS, max_value=MAX_NANOS))
+def test_any_amount_shown_in_a_usd_field_reads_back_as_the_same_nanos(nanos):
+    field = UsdField(allow_negative=True, allow_zero=True, required=False)
+    shown = field.prepare_value(nanos)
+    assert field.clean(shown) == nanos
+    assert field.clean(f"${shown}" if nanos >= 0 else f"-${shown[1:]}") == nanos
+    assert not field.has_changed(nanos, shown)
+
+
+@given(st.text(max_size=30))
+def test_any_text_is_nanos_or_a_form_error(text):
+    field = UsdField(required=False)
+    try:
+        value = field.clean(text)
+    except ValidationError:
+        return
+    assert value is None or (isinstance(value, int) and 0 <= value <= MAX_NANOS)
