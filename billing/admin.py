@@ -135,6 +135,8 @@ class GatewayKeyAdmin(admin.ModelAdmin):
 @admin.register(Generation)
 class GenerationAdmin(UsdAdminMixin, ReadOnlyAdmin):
     usd_fields = ("estimated_cost", "final_cost")
+    exclude = ["price_snapshot"]
+    readonly_fields = ["price_snapshot_usd"]
     list_display = ["public_id", "created_at", "user", "model", "group_name", "state", "estimated_usd", "final_usd", "charge_basis",
                     "over_estimate"]
     list_filter = ["state", "outcome", "charge_basis", "over_estimate"]
@@ -149,6 +151,14 @@ class GenerationAdmin(UsdAdminMixin, ReadOnlyAdmin):
     @admin.display(description="Charged")
     def final_usd(self, obj):
         return _usd(obj.final_cost)
+
+    @admin.display(description=_("Listed prices used"))
+    def price_snapshot_usd(self, obj):
+        money = set(ModelPriceAdmin.usd_fields)
+        return "; ".join(
+            f"{name.replace('_', ' ')}: {_usd(value) if name in money else value}"
+            for name, value in (obj.price_snapshot or {}).items() if value not in (None, "")
+        )
 
 # The relay's admin (channels, tasks) lives beside the relay.
 import billing.relay.admin  # noqa: E402,F401

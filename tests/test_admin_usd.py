@@ -16,6 +16,7 @@ from billing.services.tokens import token_create
 from referrals.models import RewardRule
 from synstar.admin_shared import UsdField
 from synstar.money import MAX_NANOS, usd
+from tests.metering import meter_hold, meter_settle
 from wallet.models import Account, BonusRule, PaymentMethod, TopUpOrder, Transaction
 from wallet.models.ledger import SystemAccount
 from wallet.selectors.ledger import wallet_activity, wallet_statistics
@@ -287,6 +288,13 @@ def test_read_only_money_is_shown_in_dollars(operator, make_user):
     assert "$100.00" in page and "$3.00" in page and "100000000000" not in page and "3000000000" not in page
     entries = operator.get(reverse("admin:wallet_entry_changelist")).content.decode()
     assert "$0.50" in entries  # the signup grant
+    # A settled request: its estimate, charge, hold and listed price in dollars.
+    generation = meter_hold(user, usd("0.25"))
+    meter_settle(generation, usd("0.125"))
+    page = operator.get(reverse("admin:billing_generation_change", args=[generation.pk])).content.decode()
+    assert "$0.25" in page and "$0.125" in page and "unit price: $0.00001" in page and "250000000" not in page
+    hold = operator.get(reverse("admin:wallet_hold_change", args=[generation.hold_id])).content.decode()
+    assert "$0.25" in hold and "$0.125" in hold and "125000000" not in hold
 
 
 def test_every_admin_page_opens_and_shows_no_raw_nanos(operator, token, make_user):
