@@ -182,6 +182,15 @@ TOPUP_MAX_USD = env("TOPUP_MAX_USD", default="10000")
 ORDER_RECONCILE_AFTER_SECONDS = env.int("ORDER_RECONCILE_AFTER_SECONDS", default=600)
 # Admin refunds still pending this long after their intent was recorded are asked of the provider again.
 REFUND_RESUME_AFTER_SECONDS = env.int("REFUND_RESUME_AFTER_SECONDS", default=120)
+# Receipts, invoices and refund requests (issue 13): our details printed on every receipt, invoice and
+# credit note; invoice numbers are the prefix and a gap-free sequence; the refund target shown to users.
+COMPANY_NAME = env("COMPANY_NAME", default="SynStar")
+COMPANY_ADDRESS = env("COMPANY_ADDRESS", default="")
+COMPANY_TAX_ID = env("COMPANY_TAX_ID", default="")
+COMPANY_EMAIL = env("COMPANY_EMAIL", default="billing@synstar.local")
+INVOICE_NUMBER_PREFIX = env("INVOICE_NUMBER_PREFIX", default="INV-")
+CREDIT_NOTE_NUMBER_PREFIX = env("CREDIT_NOTE_NUMBER_PREFIX", default="CN-")
+REFUND_TARGET_BUSINESS_DAYS = env.int("REFUND_TARGET_BUSINESS_DAYS", default=3)
 # Each open order is looked up again after a back-off that doubles from BACKOFF up to BACKOFF_MAX, so every
 # open order is checked at least once per BACKOFF_MAX; after its checkout lifetime (Stripe Checkout
 # Sessions expire after 24 hours; Airwallex intents get the same) an unpaid order is closed as Cancelled.

@@ -24,8 +24,9 @@ ALLOWED_LOCAL_IMPORTS = {
     ("billing/services/metering/__init__.py", "billing.tasks"): "the task module calls this service",
     ("referrals/apps.py", "referrals.services"): "AppConfig.ready: models are not loaded at import time",
     ("referrals/apps.py", "wallet.services.topups"): "AppConfig.ready: models are not loaded at import time",
-    ("wallet/apps.py", "wallet.services.alerts"): "AppConfig.ready: models are not loaded at import time",
+    ("wallet/apps.py", "wallet.services.invoices"): "AppConfig.ready: models are not loaded at import time",
     ("wallet/apps.py", "wallet.services.topups"): "AppConfig.ready: models are not loaded at import time",
+    ("wallet/apps.py", "wallet.services.alerts"): "AppConfig.ready: models are not loaded at import time",
     ("wallet/services/alerts.py", "wallet.tasks"): "the task module calls this service",
 }
 

@@ -9,7 +9,9 @@ from drf_spectacular.drainage import GENERATOR_STATS
 from openapi_core import OpenAPI
 from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
 
+from synstar.money import usd
 from tests.api_world import gateway_call, hold, make_world
+from wallet.services.topups import order_complete, order_create
 
 pytestmark = pytest.mark.django_db
 
@@ -137,6 +139,15 @@ def test_real_responses_of_every_operation_match_the_schema(client):
     check(client.delete(f"/api/v1/tokens/{created['id']}"), 204)
     check(client.delete(f"/api/v1/tokens/{created['id']}"), 404)
     check(client.get("/api/v1/key"), 403)
+    # Invoice and refund requests, over a completed top-up of the user's.
+    order = order_create(user=world.user, amount=usd("10"), method_code="stripe_card")
+    order_complete(order_id=order.pk, amount_cents=1000, currency="usd")
+    check(client.post("/api/v1/invoice-requests", {"company_name": "ACME", "tax_id": "X1", "orders": [order.order_no],
+                                                   "delivery": "email"}, content_type="application/json"), 201)
+    check(client.get("/api/v1/invoice-requests"), 200)
+    check(client.post("/api/v1/refund-requests", {"order": order.order_no, "reason": "not needed"}, content_type="application/json"), 201)
+    check(client.post("/api/v1/refund-requests", {"order": order.order_no, "reason": "again"}, content_type="application/json"), 409)
+    check(client.get("/api/v1/refund-requests"), 200)
     # Alerts (h-alerts).
     check(client.get("/api/v1/alerts"), 200)
     check(client.post("/api/v1/alerts/test", content_type="application/json"), 400)  # no webhook yet

@@ -101,7 +101,11 @@ class Transaction(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     idempotency_key = models.CharField(max_length=200, unique=True)
     description = models.CharField(max_length=255, blank=True, default="")
-    reason = models.TextField(blank=True, default="", help_text="Why (required for manual adjustments)")
+    reason = models.TextField(blank=True, default="", help_text="Why (required for manual adjustments); operators only")
+    user_reason = models.CharField(
+        max_length=255, blank=True, default="", db_default="",
+        help_text="Why, in words for the user: shown in their balance history (manual adjustments)",
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

@@ -45,6 +45,16 @@ class ActivityRow:
     description: str
     amount: int
     created_at: object
+    user_reason: str = ""
+
+
+def user_description(*, kind: str, description: str, user_reason: str) -> str:
+    """What the user reads for a posting. A manual adjustment shows its user-facing reason (or a plain label),
+    never the internal note or the operator: adjustments made before `user_reason` existed were described
+    "Adjustment by <operator email>", and postings are append-only, so the description is not shown for them."""
+    if kind == Transaction.Kind.ADJUSTMENT:
+        return user_reason or "Balance adjustment"
+    return description
 
 
 def wallet_activity(*, user, limit: int = 10) -> list[ActivityRow]:
@@ -59,9 +69,12 @@ def wallet_activity(*, user, limit: int = 10) -> list[ActivityRow]:
             transaction_id=e.transaction_id,
             kind=e.transaction.kind,
             kind_label=e.transaction.get_kind_display(),
-            description=e.transaction.description,
+            description=user_description(
+                kind=e.transaction.kind, description=e.transaction.description, user_reason=e.transaction.user_reason
+            ),
             amount=e.amount,
             created_at=e.transaction.created_at,
+            user_reason=e.transaction.user_reason,
         )
         for e in entries
     ]

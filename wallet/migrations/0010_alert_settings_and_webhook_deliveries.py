@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('wallet', '0007_order_refund_seen'),
+        ('wallet', '0009_transaction_user_reason'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
