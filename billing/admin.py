@@ -92,7 +92,7 @@ class ApiTokenAdminForm(forms.ModelForm):
 @admin.register(ApiToken)
 class ApiTokenAdmin(UsdAdminMixin, admin.ModelAdmin):
     form = ApiTokenAdminForm
-    usd_fields = ("quota", "used", "held")
+    usd_fields = ("quota", "used", "held", "budget", "period_used")
     list_display = ["name", "key_prefix", "user", "group", "quota_usd", "used_usd", "held_usd", "is_enabled", "can_read_account", "expires_at", "deleted_at"]
     list_filter = ["is_enabled", "can_read_account", "group"]
     search_fields = ["name", "key_prefix", "user__email"]

@@ -95,3 +95,15 @@ def test_the_token_form_sets_a_budget_and_the_row_shows_the_next_reset(client):
                                                      "budget": "x", "budget_period": "week"})
     assert "decimal" in page.content.decode()
     assert ApiToken.objects.get(pk=token.pk).budget_period == "day"
+
+
+def test_admin_token_page_shows_the_budget_in_dollars(client, admin_user):
+    from billing.demo import catalog_load
+    from billing.services.tokens import token_create
+
+    catalog_load()
+    user = make_user()
+    token, _ = token_create(user=user, name="nightly", budget=usd("2.50"), budget_period="day", rpm_limit=30)
+    client.force_login(admin_user)
+    page = client.get(f"/admin/billing/apitoken/{token.pk}/change/").content.decode()
+    assert "$2.50" in page and "2500000000" not in page
