@@ -92,14 +92,16 @@ class ApiTokenAdminForm(forms.ModelForm):
 @admin.register(ApiToken)
 class ApiTokenAdmin(UsdAdminMixin, admin.ModelAdmin):
     form = ApiTokenAdminForm
-    usd_fields = ("quota", "used", "held")
+    usd_fields = ("quota", "used", "held", "budget", "period_used")
     list_display = ["name", "key_prefix", "user", "group", "quota_usd", "used_usd", "held_usd", "is_enabled", "can_read_account", "expires_at", "deleted_at"]
     list_filter = ["is_enabled", "can_read_account", "group"]
     search_fields = ["name", "key_prefix", "user__email"]
     list_select_related = ["user", "group"]
-    readonly_fields = ["user", "key_prefix", "key_hash", "used", "held", "created_at", "last_used_at", "deleted_at"]
+    readonly_fields = ["user", "key_prefix", "key_hash", "used", "held", "created_at", "last_used_at", "deleted_at",
+                       "budget", "budget_period", "period_start", "period_used", "rpm_limit"]  # budgets: the user's, via the service
     fields = ["user", "name", "group", "key_prefix", "key_hash", "quota", "used", "held", "is_enabled", "can_read_account", "expires_at",
-              "allowed_models", "allowed_ips", "created_at", "last_used_at", "deleted_at"]
+              "allowed_models", "allowed_ips", "created_at", "last_used_at", "deleted_at",
+              "budget", "budget_period", "period_start", "period_used", "rpm_limit"]
 
     def has_add_permission(self, request):
         return False  # tokens are created by users, or with `manage.py create_api_token`

@@ -151,6 +151,15 @@ METERING_MIN_HOLD_USD = env("METERING_MIN_HOLD_USD", default="0.001")
 METERING_SETTLE_BATCH_WINDOW_MS = env.int("METERING_SETTLE_BATCH_WINDOW_MS", default=1000)
 # A report not settled after this long (its task was lost) is settled by the sweeper.
 METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default=30)
+# Alerts and budgets (h-alerts). Token budgets (day/week/month) reset at 00:00 in this zone.
+TOKEN_BUDGET_TIME_ZONE = env("TOKEN_BUDGET_TIME_ZONE", default="UTC")
+# Low-balance alert: the default threshold in USD for users who set none ("0" turns the default off).
+LOW_BALANCE_THRESHOLD_USD = env("LOW_BALANCE_THRESHOLD_USD", default="5")
+# Customer webhooks: timeout per delivery attempt, attempts before a delivery is marked failed, and whether
+# URLs may point at private or loopback addresses (only for development and tests).
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+ALERT_WEBHOOK_MAX_ATTEMPTS = env.int("ALERT_WEBHOOK_MAX_ATTEMPTS", default=8)
+ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
 # The relay (billing/relay, the OpenAI-compatible API).
 # Threads running the relay's database work (each keeps one connection): size with PostgreSQL's max_connections.
 RELAY_DB_THREADS = env.int("RELAY_DB_THREADS", default=16)
@@ -299,6 +308,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "webhooks-retry": {
         "task": "wallet.tasks.webhooks_retry_task",
+        "schedule": timedelta(seconds=env.int("WEBHOOK_RETRY_EVERY_SECONDS", default=60)),
+    },
+    "alert-webhooks-requeue": {
+        "task": "wallet.tasks.webhook_deliveries_requeue_task",
         "schedule": timedelta(seconds=env.int("WEBHOOK_RETRY_EVERY_SECONDS", default=60)),
     },
     "relay-tasks-poll": {

@@ -26,6 +26,8 @@ ALLOWED_LOCAL_IMPORTS = {
     ("referrals/apps.py", "wallet.services.topups"): "AppConfig.ready: models are not loaded at import time",
     ("wallet/apps.py", "wallet.services.invoices"): "AppConfig.ready: models are not loaded at import time",
     ("wallet/apps.py", "wallet.services.topups"): "AppConfig.ready: models are not loaded at import time",
+    ("wallet/apps.py", "wallet.services.alerts"): "AppConfig.ready: models are not loaded at import time",
+    ("wallet/services/alerts.py", "wallet.tasks"): "the task module calls this service",
 }
 
 

@@ -148,6 +148,16 @@ def test_real_responses_of_every_operation_match_the_schema(client):
     check(client.post("/api/v1/refund-requests", {"order": order.order_no, "reason": "not needed"}, content_type="application/json"), 201)
     check(client.post("/api/v1/refund-requests", {"order": order.order_no, "reason": "again"}, content_type="application/json"), 409)
     check(client.get("/api/v1/refund-requests"), 200)
+    # Alerts (h-alerts).
+    check(client.get("/api/v1/alerts"), 200)
+    check(client.post("/api/v1/alerts/test", content_type="application/json"), 400)  # no webhook yet
+    alerts = check(client.patch("/api/v1/alerts", {"threshold": "2.50", "webhook_url": "https://hooks.example.com/x"},
+                                content_type="application/json"), 200)
+    assert alerts["webhook_secret"].startswith("whsec_")
+    check(client.patch("/api/v1/alerts", {"threshold": None}, content_type="application/json"), 200)
+    check(client.patch("/api/v1/alerts", {"threshold": "-1"}, content_type="application/json"), 400, check_request=False)
+    check(client.post("/api/v1/alerts/test", content_type="application/json"), 202)
+    check(client.get("/api/v1/alerts/deliveries"), 200)
 
     missing = check.operations() - check.covered
     assert missing == set(), f"operations no real response was checked for: {sorted(missing)}"

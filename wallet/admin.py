@@ -18,6 +18,7 @@ from synstar.errors import SynstarError
 from synstar.money import format_usd
 from wallet.models import (
     Account,
+    AlertSettings,
     BonusRule,
     CodeBatch,
     CreditNote,
@@ -32,6 +33,7 @@ from wallet.models import (
     RefundRequest,
     TopUpOrder,
     Transaction,
+    WebhookDelivery,
     WebhookEvent,
 )
 from wallet.providers.base import ProviderError
@@ -677,3 +679,34 @@ class RefundRequestAdmin(ReadOnlyAdmin):
     @admin.display(description=_("Refunded"))
     def refunded_usd(self, obj):
         return _usd(obj.refund.base_removed) if obj.refund_id else "—"
+
+
+# --- alerts (h-alerts) ---------------------------------------------------------------------------------
+
+
+@admin.register(AlertSettings)
+class AlertSettingsAdmin(ReadOnlyAdmin):
+    """Users' alert settings; the webhook secret is never shown (only whether one is set)."""
+
+    list_display = ("user", "threshold", "low_balance_alerted", "webhook_url", "has_secret", "updated_at")
+    list_filter = ("low_balance_alerted",)
+    search_fields = ("user__email", "webhook_url")
+    fields = ("user", "threshold", "low_balance_alerted", "low_balance_alerted_at", "webhook_url", "has_secret", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description=_("Low-balance threshold"))
+    def threshold(self, obj):
+        return _("default") if obj.low_balance_threshold is None else _usd(obj.low_balance_threshold)
+
+    @admin.display(boolean=True, description=_("Secret set"))
+    def has_secret(self, obj):
+        return bool(obj.webhook_secret)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("event_id", "event_type", "user", "status", "attempts", "response_status", "created_at", "delivered_at")
+    list_filter = ("status", "event_type")
+    search_fields = ("event_id", "user__email", "url")
+    readonly_fields = ("user", "event_id", "event_type", "url", "payload", "status", "attempts", "response_status",
+                       "last_error", "created_at", "last_attempt_at", "delivered_at")

@@ -7,7 +7,11 @@ class WalletConfig(AppConfig):
 
     def ready(self):
         # A completed top-up emails its receipt (after the completion commits), through the top-up hooks.
+        # Alerts follow top-ups and refunds (webhook events, the low-balance alert re-armed): the wallet's own
+        # hooks, in the same registry other apps use.
+        from wallet.services.alerts import refund_completed_notify, topup_completed_notify
         from wallet.services.invoices import receipt_on_completion
         from wallet.services.topups import topup_hooks_register
 
         topup_hooks_register(completed=receipt_on_completion)
+        topup_hooks_register(completed=topup_completed_notify, refunded=refund_completed_notify)

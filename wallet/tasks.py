@@ -2,7 +2,9 @@ import logging
 
 from celery import shared_task
 
+from wallet.models import WebhookDelivery
 from wallet.selectors.ledger import ledger_problems
+from wallet.services.alerts import retry_delay, webhook_deliver, webhook_deliveries_requeue
 from wallet.services.refunds import refunds_resume
 from wallet.services.topups import orders_reconcile
 from wallet.services.webhooks import webhook_events_retry, webhook_process
@@ -45,3 +47,18 @@ def orders_reconcile_task() -> dict:
 def refunds_resume_task() -> dict:
     """Beat: finish admin refunds left pending by a process that died after recording them."""
     return refunds_resume()
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def webhook_deliver_task(self, delivery_id: int) -> None:
+    """Deliver one customer webhook event; a failed attempt is recorded on the delivery and retried with
+    exponential back-off until ALERT_WEBHOOK_MAX_ATTEMPTS (then the delivery is marked failed)."""
+    delivery = webhook_deliver(delivery_id=delivery_id)
+    if delivery is not None and delivery.status == WebhookDelivery.Status.PENDING:
+        raise self.retry(countdown=retry_delay(delivery.attempts))
+
+
+@shared_task
+def webhook_deliveries_requeue_task() -> int:
+    """Beat: queue again customer webhook deliveries whose task was lost."""
+    return webhook_deliveries_requeue()

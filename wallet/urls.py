@@ -2,12 +2,13 @@
 
 from django.urls import path
 
+from wallet.apis import alerts as alert_apis
 from wallet.apis import invoices as invoice_apis
 from wallet.apis import ledger as ledger_apis
 from wallet.apis import redemptions as redemption_apis
 from wallet.apis import refund_requests as refund_request_apis
 from wallet.apis import topups as topup_apis
-from wallet.views import invoices, ledger, redemptions, refund_requests, topups, webhooks
+from wallet.views import alerts, invoices, ledger, redemptions, refund_requests, topups, webhooks
 
 console_urlpatterns = [
     path("", ledger.dashboard, name="dashboard"),
@@ -21,6 +22,8 @@ console_urlpatterns = [
     path("invoices/<int:request_id>.pdf", invoices.invoice_download, name="invoice-pdf"),
     path("invoices/credit-notes/<int:note_id>.pdf", invoices.credit_note_download, name="credit-note-pdf"),
     path("refunds/", refund_requests.refunds_page, name="refunds"),
+    path("alerts/", alerts.alerts_page, name="alerts"),
+    path("alerts/test/", alerts.alerts_test, name="alerts-test"),
     path("sandbox/checkout/<str:checkout_id>/", topups.sandbox_checkout, name="sandbox-checkout"),
     path("checkout/airwallex/<str:order_no>/", topups.airwallex_checkout, name="airwallex-checkout"),
 ]
@@ -33,6 +36,9 @@ api_urlpatterns = [
     path("redemptions", redemption_apis.RedemptionCreateApi.as_view(), name="redemptions"),
     path("invoice-requests", invoice_apis.InvoiceRequestListCreateApi.as_view(), name="invoice-requests"),
     path("refund-requests", refund_request_apis.RefundRequestListCreateApi.as_view(), name="refund-requests"),
+    path("alerts", alert_apis.AlertSettingsApi.as_view(), name="alerts"),
+    path("alerts/test", alert_apis.AlertTestApi.as_view(), name="alerts-test"),
+    path("alerts/deliveries", alert_apis.DeliveryListApi.as_view(), name="alerts-deliveries"),
 ]
 
 webhook_urlpatterns = [

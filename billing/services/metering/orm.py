@@ -4,9 +4,10 @@ the metering scenarios through both on PostgreSQL so they cannot drift apart."""
 
 from __future__ import annotations
 
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 
 from billing.models import ApiToken, Generation, ModelPrice, TierModelRate
+from billing.selectors.budgets import period_start
 from billing.services.metering.sql import PRICE_COLUMNS, GenerationClose, Lookup, SettleRow
 from wallet.models import Account, Hold
 
@@ -26,7 +27,7 @@ def lookup(*, key_hash: str, model: str) -> Lookup | None:
         group_allowed=group.is_public or group.allowed_users.filter(pk=token.user_id).exists(),
         account_id=Account.objects.filter(user_id=token.user_id, kind=Account.Kind.MAIN).values_list("pk", flat=True).first(),
         model_id=price.pk if price else None, rate=override if override is not None else group.tier.rate,
-        price={c: getattr(price, c) for c in PRICE_COLUMNS} if price else {},
+        price={c: getattr(price, c) for c in PRICE_COLUMNS} if price else {}, rpm_limit=token.rpm_limit,
     )
 
 
@@ -40,7 +41,12 @@ def account_hold(*, account_id: int, amount: int) -> int | None:
 
 def token_hold_and_open(**p) -> tuple[int, int] | None:
     quota_ok = Q(quota__isnull=True) | Q(quota__gte=F("used") + F("held") + p["est"])
-    if not ApiToken.objects.filter(quota_ok, pk=p["token_id"]).update(held=F("held") + p["est"], last_used_at=p["now"]):
+    # The budget predicate (sql.BUDGET_OK): the period's settled usage, open holds and this one fit.
+    period = ApiToken.objects.filter(pk=p["token_id"]).values_list("budget_period", flat=True).first()
+    start = period_start(period=period or "month", now=p["now"])
+    period_used = Case(When(period_start__gte=start, then=F("period_used")), default=Value(0))
+    budget_ok = Q(budget__isnull=True) | Q(budget_period=period, budget__gte=F("held") + p["est"] + period_used)
+    if not ApiToken.objects.filter(quota_ok, budget_ok, pk=p["token_id"]).update(held=F("held") + p["est"], last_used_at=p["now"]):
         return None
     hold = Hold.objects.create(account_id=p["account_id"], amount=p["est"], expires_at=p["deadline"])
     generation = Generation.objects.create(
@@ -86,7 +92,14 @@ def settle_lock(generation_id: int) -> SettleRow | None:
 
 def generations_close(closes: list[GenerationClose], *, now) -> None:
     for c in sorted(closes, key=lambda c: c.token_id):
-        ApiToken.objects.filter(pk=c.token_id).update(held=F("held") - c.lift, used=F("used") + c.cost)
+        token = ApiToken.objects.select_for_update().only("budget_period").get(pk=c.token_id)
+        start = period_start(period=token.budget_period, now=now)
+        ApiToken.objects.filter(pk=c.token_id).update(
+            held=F("held") - c.lift, used=F("used") + c.cost,
+            # sql.BUDGET_SETTLE_SET: the cost counts into the current period, rolled over when a new one began
+            period_used=Case(When(period_start__gte=start, then=F("period_used") + c.cost), default=Value(c.cost)),
+            period_start=Case(When(period_start__gt=start, then=F("period_start")), default=Value(start)),
+        )
     for c in closes:
         Generation.objects.filter(pk=c.generation_id).update(
             state=c.state, final_cost=c.cost, charge_basis=c.basis, closed_at=now
