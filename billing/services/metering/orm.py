@@ -4,9 +4,13 @@ the metering scenarios through both on PostgreSQL so they cannot drift apart."""
 
 from __future__ import annotations
 
-from django.db.models import F, Q
+import datetime as dt
 
-from billing.models import ApiToken, Generation, ModelPrice, TierModelRate
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Coalesce, TruncDate
+
+from billing.models import ApiToken, Generation, ModelPrice, TierModelRate, UsageDay
 from billing.services.metering.sql import PRICE_COLUMNS, GenerationClose, Lookup, SettleRow
 from wallet.models import Account, Hold
 
@@ -91,3 +95,28 @@ def generations_close(closes: list[GenerationClose], *, now) -> None:
         Generation.objects.filter(pk=c.generation_id).update(
             state=c.state, final_cost=c.cost, charge_basis=c.basis, closed_at=now
         )
+
+
+def usage_days_add(generation_ids: list[int]) -> None:
+    """The daily rollup's upsert (sql.usage_days_add), row by row through the ORM."""
+    for row in sorted(usage_day_totals(Generation.objects.filter(pk__in=generation_ids)),
+                      key=lambda r: (r["user_id"], r["day"], r["model_id"])):
+        key = {"user_id": row["user_id"], "day": row["day"], "model_id": row["model_id"]}
+        add = {"cost": F("cost") + row["cost"], "requests": F("requests") + row["requests"]}
+        if not UsageDay.objects.filter(**key).update(**add):
+            try:
+                with transaction.atomic():
+                    UsageDay.objects.create(**key, cost=row["cost"], requests=row["requests"])
+            except IntegrityError:  # created meanwhile by another settlement
+                UsageDay.objects.filter(**key).update(**add)
+
+
+def usage_day_totals(generations):
+    """Settled generations' cost and count per (user, UTC day of the settlement posting, model)."""
+    return (
+        generations.filter(state=Generation.State.SETTLED)
+        .annotate(day=TruncDate(Coalesce("hold__settlement__created_at", "closed_at"), tzinfo=dt.UTC))
+        .values("user_id", "day", "model_id")
+        .annotate(cost=Sum("final_cost"), requests=Count("id"))
+        .order_by()
+    )
