@@ -24,6 +24,8 @@ ALLOWED_LOCAL_IMPORTS = {
     ("billing/services/metering/__init__.py", "billing.tasks"): "the task module calls this service",
     ("referrals/apps.py", "referrals.services"): "AppConfig.ready: models are not loaded at import time",
     ("referrals/apps.py", "wallet.services.topups"): "AppConfig.ready: models are not loaded at import time",
+    ("billing/apps.py", "billing.selectors.usage"): "AppConfig.ready: models are not loaded at import time",
+    ("billing/apps.py", "wallet.selectors.history"): "AppConfig.ready: models are not loaded at import time",
 }
 
 

@@ -51,15 +51,19 @@ def usage_chart(*, user, days: int = CHART_DAYS, today: date | None = None) -> U
     )
 
 
-def usage_day_totals(*, user, day_from: date | None = None, day_to: date | None = None) -> list[tuple[date, int, int]]:
-    """(UTC day, cost, settled requests) of every day with usage in the range, newest first: the balance
-    history's usage rows (each day's charges are exactly that day's settlement postings)."""
+def usage_day_totals(
+    *, user, day_from: date | None = None, day_to: date | None = None, before: date | None = None, limit: int | None = None
+) -> list[tuple[date, int, int]]:
+    """(UTC day, cost, settled requests) of each day with usage in the range (`before` exclusive), newest
+    first: the balance history's usage rows (a day's cost is exactly that day's settlement postings)."""
     qs = UsageDay.objects.filter(user=user)
     if day_from:
         qs = qs.filter(day__gte=day_from)
     if day_to:
         qs = qs.filter(day__lte=day_to)
-    return [
-        (row["day"], row["cost"], row["requests"])
-        for row in qs.values("day").annotate(cost=Sum("cost"), requests=Sum("requests")).order_by("-day")
-    ]
+    if before:
+        qs = qs.filter(day__lt=before)
+    rows = qs.values("day").annotate(cost=Sum("cost"), requests=Sum("requests")).order_by("-day")
+    if limit is not None:
+        rows = rows[:limit]
+    return [(row["day"], row["cost"], row["requests"]) for row in rows]

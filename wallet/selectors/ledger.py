@@ -8,6 +8,7 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum,
 from django.db.models.functions import Coalesce
 
 from wallet.models import Account, Entry, Hold, Transaction
+from wallet.selectors.history import KIND_LABELS, posting_detail
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ def wallet_activity(*, user, limit: int = 10) -> list[ActivityRow]:
         ActivityRow(
             transaction_id=e.transaction_id,
             kind=e.transaction.kind,
-            kind_label=e.transaction.get_kind_display(),
-            description=e.transaction.description,
+            kind_label=str(KIND_LABELS.get(e.transaction.kind) or e.transaction.get_kind_display()),
+            description=posting_detail(e.transaction),  # never the operator or the internal reason
             amount=e.amount,
             created_at=e.transaction.created_at,
         )
