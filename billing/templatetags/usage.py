@@ -41,7 +41,7 @@ def _number(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-UNIT_NAMES = {
+UNIT_NAMES: dict[str, tuple[object, object]] = {
     ModelPrice.Unit.IMAGE: (_("image"), _("images")),
     ModelPrice.Unit.SECOND: (_("second"), _("seconds")),
     ModelPrice.Unit.MINUTE: (_("minute"), _("minutes")),
