@@ -41,7 +41,7 @@
         y: {
           stacked: true, beginAtZero: true,
           title: { display: true, text: labels.cost },
-          ticks: { callback: function (v) { return metric === "cost" ? "$" + v : v; } },
+          ticks: { callback: function (v) { return metric === "cost" ? (v >= 0.01 || v === 0 ? "$" + Number(v).toFixed(2) : "$" + v) : v; } },
         },
       },
       plugins: {
