@@ -49,7 +49,7 @@
         tooltip: {
           filter: function (item) { return Number(item.raw) !== 0; },
           callbacks: {
-            title: function (items) { return items.length ? data.days[items[0].dataIndex] + " (UTC)" : ""; },
+            title: function (items) { return items.length ? data.days[items[0].dataIndex] + " " + labels.utc : ""; },
             label: function (item) {
               var raw = item.dataset.raw[item.dataIndex];
               return " " + item.dataset.label + ": " + (metric === "cost" ? money(raw) : raw);

@@ -13,6 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from synstar.money import format_usd, usd
 from tests.factories import fund, make_user
@@ -74,6 +76,17 @@ def expected_daily_balance(user, row):
     return sum(e.amount for e in entries(user) if key(e) <= key(mine))
 
 
+def expected_per_request_balance(user, row, day_from=None, day_to=None):
+    """Independent replay: entries in id order within the date range; those before or after the range
+    count as before or after it (ids need not follow time: the fixtures post into the past)."""
+    def key(e):
+        day = e.transaction.created_at.astimezone(UTC).date()
+        return (0 if day_from and day < day_from else 2 if day_to and day > day_to else 1, e.pk)
+
+    mine = next(e for e in entries(user) if e.pk == row.entry_id)
+    return sum(e.amount for e in entries(user) if key(e) <= key(mine))
+
+
 def walk(user, filters, limit):
     rows, cursor, pages = [], None, 0
     while True:
@@ -126,7 +139,7 @@ def test_per_request_balance_after_is_exact_across_pages_and_filters(history_use
                     and (day_to is None or e.transaction.created_at.astimezone(UTC).date() <= day_to)]
         assert [r.entry_id for r in rows] == [e.pk for e in expected]
         for row in rows:
-            assert row.balance_after == sum(e.amount for e in entries(user) if e.pk <= row.entry_id)
+            assert row.balance_after == expected_per_request_balance(user, row, day_from, day_to)
 
 
 def test_newest_row_shows_the_current_balance_and_history_ends_at_zero(history_user):
@@ -231,3 +244,45 @@ def test_query_count_is_constant(client, django_assert_max_num_queries, history_
         with CaptureQueriesContext(connection) as q:
             client.get(reverse("console:history"), params)
         assert len(q.captured_queries) == counts[i]
+
+
+op_st = st.fixed_dictionaries({
+    "op": st.sampled_from(["usage", "usage", "usage", "fund", "adjust", "release"]),
+    "days_ago": st.integers(0, 5),
+    "cents": st.integers(1, 90),
+})
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=st.lists(op_st, min_size=1, max_size=14), limit=st.integers(1, 6),
+       mode=st.sampled_from(["daily", "request"]), kind=st.sampled_from([None, "usage", "grant", "adjustment"]),
+       window=st.tuples(st.one_of(st.none(), st.integers(0, 5)), st.one_of(st.none(), st.integers(0, 5))))
+def test_balance_after_is_exact_for_any_history(settings, ops, limit, mode, kind, window):
+    settings.METERING_MIN_HOLD_USD = "0"
+    user = make_user(balance="5")
+    staff = make_user(is_staff=True)
+    for n, op in enumerate(ops):
+        with clock(op["days_ago"]):
+            amount = op["cents"] * usd("0.01")
+            if op["op"] == "usage":
+                meter_settle(meter_hold(user, amount), amount)
+            elif op["op"] == "fund":
+                fund(user, "0.75")
+            elif op["op"] == "adjust":
+                adjustment_create(user=user, amount=amount, reason="r", user_reason="why", actor=staff,
+                                  idempotency_key=f"hyp-{user.pk}-{n}")
+            else:
+                meter_release(meter_hold(user, amount))
+    today = timezone.now().astimezone(UTC).date()
+    start, end = window
+    day_from = today - timedelta(days=start) if start is not None else None
+    day_to = today - timedelta(days=end) if end is not None else None
+    if day_from and day_to and day_from > day_to:
+        day_from, day_to = day_to, day_from
+    filters = HistoryFilters(mode=mode, kind=kind, day_from=day_from, day_to=day_to)
+    rows, _ = walk(user, filters, limit)
+    for row in rows:
+        if filters.per_request:
+            assert row.balance_after == expected_per_request_balance(user, row, day_from, day_to)
+        else:
+            assert row.balance_after == expected_daily_balance(user, row)

@@ -10,9 +10,10 @@ Two views of the same postings:
 - **per request**: every entry, usage charges included, newest first by entry id (keyset pages).
 
 The balance after a row is exact: the account's cached balance minus everything newer than the row
-(each page reads in one snapshot). Per request, the next page's cursor carries the balance before its
-last row, so a page costs the same at any depth; the first page of a range that ends in the past sums
-the entries after that range once, in the database.
+(each page reads in one snapshot). Per request, entries are in id order within the
+date range (what lies before or after the range counts as before or after it); the next page's cursor
+carries the balance before its last row, and what lies after the range is summed from its postings and
+the usage rollup, so no page reads usage charges outside its own span.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def balance_history(*, user, filters: HistoryFilters, cursor: dict | None = None
         if account is None:
             return HistoryPage(rows=[], next_cursor=None)
         if filters.per_request:
-            page = _per_request(account, filters, cursor, limit)
+            page = _per_request(account, user, filters, cursor, limit)
         else:
             page = _daily(account, user, filters, cursor, limit)
         page.balance = account.balance
@@ -289,14 +290,18 @@ def _after(key: tuple, amounts: list[tuple[tuple, int]], after_of: dict[tuple, i
 # --- per request: every entry, newest first by id ---------------------------------------------------
 
 
-def _per_request(account: Account, filters: HistoryFilters, cursor: dict | None, limit: int) -> HistoryPage:
-    entries = Entry.objects.filter(account=account)
-    if filters.kind == "usage":
-        entries = entries.filter(statement_kind__isnull=True)
+def _per_request(account: Account, user, filters: HistoryFilters, cursor: dict | None, limit: int) -> HistoryPage:
+    """Entries in the order (range bucket, id): entries before the date range, in it, after it; by id
+    within the range. Everything after the range is summed from the postings' index and the usage
+    rollup, so no page reads the usage charges outside its own span."""
+    in_range = Q()
     if filters.day_from:
-        entries = entries.filter(transaction__created_at__gte=_day_start(filters.day_from))
+        in_range &= Q(transaction__created_at__gte=_day_start(filters.day_from))
     if filters.day_to:
-        entries = entries.filter(transaction__created_at__lt=_day_start(filters.day_to + timedelta(days=1)))
+        end = _day_start(filters.day_to + timedelta(days=1))
+        in_range &= Q(transaction__created_at__lt=end)
+    everything = Entry.objects.filter(account=account).filter(in_range)
+    entries = everything.filter(statement_kind__isnull=True) if filters.kind == "usage" else everything
     if cursor:
         entries = entries.filter(pk__lt=cursor["i"])
     page = list(entries.select_related("transaction").order_by("-pk")[: limit + 1])
@@ -305,13 +310,20 @@ def _per_request(account: Account, filters: HistoryFilters, cursor: dict | None,
     if not page:
         return HistoryPage(rows=[], next_cursor=None)
     top, bottom = page[0].pk, page[-1].pk
-    everything = Entry.objects.filter(account=account)
+    postings = everything.filter(statement_kind__isnull=False)
     if cursor:
         # The balance before the previous page's last row, less what lies between it and this page.
         above = everything.filter(pk__gt=top, pk__lt=cursor["i"]).aggregate(s=Sum("amount"))["s"] or 0
         balance = cursor["b"] - above
     else:
-        above = everything.filter(pk__gt=top).aggregate(s=Sum("amount"))["s"] or 0
+        # After the top row: postings of the range above it (no usage charge of the range lies above the
+        # newest one shown), and everything after the range: its postings and its days of usage.
+        above = postings.filter(pk__gt=top).aggregate(s=Sum("amount"))["s"] or 0
+        if filters.day_to:
+            above += Entry.objects.filter(account=account, statement_kind__isnull=False,
+                                          transaction__created_at__gte=end).aggregate(s=Sum("amount"))["s"] or 0
+            above -= sum(cost for _, cost, _ in _usage_days(user=user, day_from=filters.day_to + timedelta(days=1),
+                                                            day_to=None, before=None, limit=None))
         balance = account.balance - above
     # Walk back through every entry of the page's span (the rows, and other kinds or days between them).
     shown = {entry.pk: entry for entry in page}
