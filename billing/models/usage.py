@@ -19,6 +19,10 @@ class UsageDay(models.Model):
     model = models.ForeignKey(ModelPrice, on_delete=models.PROTECT, related_name="+")
     cost = models.BigIntegerField(default=0, help_text="nanos charged")
     requests = models.BigIntegerField(default=0, help_text="settled requests")
+    # The lowest and highest id of the user's settlement entries of the day: the balance history's per-request
+    # view seeks a date range between them instead of walking the entry index from the newest entry.
+    first_entry_id = models.BigIntegerField(null=True, blank=True)
+    last_entry_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 
-from django.db.models import Sum
+from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
 from billing.models import UsageDay
@@ -53,9 +53,10 @@ def usage_chart(*, user, days: int = CHART_DAYS, today: date | None = None) -> U
 
 def usage_day_totals(
     *, user, day_from: date | None = None, day_to: date | None = None, before: date | None = None, limit: int | None = None
-) -> list[tuple[date, int, int]]:
-    """(UTC day, cost, settled requests) of each day with usage in the range (`before` exclusive), newest
-    first: the balance history's usage rows (a day's cost is exactly that day's settlement postings)."""
+) -> list[tuple[date, int, int, int | None, int | None]]:
+    """(UTC day, cost, settled requests, first and last settlement entry id) of each day with usage in the
+    range (`before` exclusive), newest first: the balance history's usage rows (a day's cost is exactly
+    that day's settlement postings) and the bounds of its per-request view."""
     qs = UsageDay.objects.filter(user=user)
     if day_from:
         qs = qs.filter(day__gte=day_from)
@@ -63,7 +64,9 @@ def usage_day_totals(
         qs = qs.filter(day__lte=day_to)
     if before:
         qs = qs.filter(day__lt=before)
-    rows = qs.values("day").annotate(cost=Sum("cost"), requests=Sum("requests")).order_by("-day")
+    rows = qs.values("day").annotate(
+        cost=Sum("cost"), requests=Sum("requests"), first=Min("first_entry_id"), last=Max("last_entry_id")
+    ).order_by("-day")
     if limit is not None:
         rows = rows[:limit]
-    return [(row["day"], row["cost"], row["requests"]) for row in rows]
+    return [(row["day"], row["cost"], row["requests"], row["first"], row["last"]) for row in rows]

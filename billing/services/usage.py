@@ -8,11 +8,12 @@ from billing.models import Generation, UsageDay
 from billing.services.metering import orm, sql
 
 REBUILD_SQL = f"""
-INSERT INTO billing_usageday (user_id, day, model_id, cost, requests)
-SELECT g.user_id, {sql.USAGE_DAY_SQL}, g.model_id, SUM(g.final_cost), COUNT(*)
+INSERT INTO billing_usageday (user_id, day, model_id, cost, requests, first_entry_id, last_entry_id)
+SELECT g.user_id, {sql.USAGE_DAY_SQL}, g.model_id, SUM(g.final_cost), COUNT(*), MIN(e.id), MAX(e.id)
   FROM billing_generation g
   JOIN wallet_hold h ON h.id = g.hold_id
   LEFT JOIN wallet_transaction t ON t.id = h.settlement_id
+  LEFT JOIN wallet_entry e ON e.transaction_id = t.id AND e.account_id = h.account_id
  WHERE g.state = 'settled'
  GROUP BY 1, 2, 3
 """

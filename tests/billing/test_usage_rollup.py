@@ -34,6 +34,21 @@ def rollup() -> dict:
     return {(r.user_id, r.day, r.model_id): (r.cost, r.requests) for r in UsageDay.objects.all() if r.cost or r.requests}
 
 
+def rollup_entry_bounds() -> dict:
+    return {(r.user_id, r.day, r.model_id): (r.first_entry_id, r.last_entry_id) for r in UsageDay.objects.all()}
+
+
+def settlement_entry_bounds() -> dict:
+    """The lowest and highest id of each (user, day, model)'s settlement entries on the user's account."""
+    ids: dict = defaultdict(list)
+    for g in Generation.objects.filter(state="settled").select_related("hold__settlement"):
+        txn = g.hold.settlement
+        when = txn.created_at if txn else g.closed_at
+        key = (g.user_id, when.astimezone(UTC).date(), g.model_id)
+        ids[key] += list(Entry.objects.filter(transaction=txn, account_id=g.hold.account_id).values_list("pk", flat=True)) if txn else []
+    return {k: (min(v), max(v)) if v else (None, None) for k, v in ids.items()}
+
+
 def group_by_settled_generations() -> dict:
     """What the rollup must be: settled generations grouped by user, UTC day of their settlement posting
     (of their close, for a free request) and model."""
@@ -59,6 +74,7 @@ def settlement_postings_per_user_day() -> dict:
 def assert_rollup_exact():
     got = rollup()
     assert got == group_by_settled_generations()
+    assert rollup_entry_bounds() == settlement_entry_bounds()
     per_day: dict = defaultdict(int)
     for (user_id, day, _), (cost, _) in got.items():
         if cost:
@@ -114,6 +130,7 @@ def test_rollup_equals_a_group_by_over_settled_generations(implementation, gatew
     before = rollup()
     call_command("rollup_rebuild", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert rollup() == before
+    assert_rollup_exact()
     assert ledger_problems() == []
 
 
@@ -146,9 +163,10 @@ def test_rebuild_recomputes_a_damaged_rollup(gateway, make_token):
         metering_report(gateway=gateway, public_id=g.public_id, outcome="succeeded", usage=Usage(input_tokens=1000, output_tokens=5))
     generations_settle_batch()
     good = rollup()
-    UsageDay.objects.update(cost=1, requests=99)
+    UsageDay.objects.update(cost=1, requests=99, first_entry_id=None)
     call_command("rollup_rebuild", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert rollup() == good
+    assert_rollup_exact()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Max, Min, Q, Sum
 from django.utils.translation import gettext_lazy as _
 
 from wallet.models import Account, Entry, Transaction
@@ -71,9 +71,9 @@ _DESCRIPTION_SHOWN = {T.TOPUP, T.BONUS, T.REFUND, T.REFUND_REVERSAL, T.BONUS_CLA
 DAILY, PER_REQUEST = "daily", "request"
 
 # Billing registers the reader of its daily usage rollup here (billing.apps); the wallet does not import
-# billing. Called as fn(user=..., day_from=..., day_to=..., before=..., limit=...) -> [(day, cost, requests)]
-# newest first, `before` exclusive.
-UsageDaysReader = Callable[..., list[tuple[date, int, int]]]
+# billing. Called as fn(user=..., day_from=..., day_to=..., before=..., limit=...) -> [(day, cost, requests,
+# first entry id, last entry id)] newest first, `before` exclusive; the ids bound the day's usage entries.
+UsageDaysReader = Callable[..., list[tuple[date, int, int, int | None, int | None]]]
 USAGE_DAYS: list[UsageDaysReader] = []
 
 
@@ -82,7 +82,7 @@ def usage_days_register(reader: UsageDaysReader) -> None:
         USAGE_DAYS.append(reader)
 
 
-def _usage_days(**kwargs) -> list[tuple[date, int, int]]:
+def _usage_days(**kwargs) -> list[tuple[date, int, int, int | None, int | None]]:
     if not USAGE_DAYS:
         raise RuntimeError("no reader of the daily usage rollup is registered (billing.apps registers it)")
     return USAGE_DAYS[0](**kwargs)
@@ -235,7 +235,7 @@ def _daily(account: Account, user, filters: HistoryFilters, cursor: dict | None,
         for entry in postings.select_related("transaction").order_by("-transaction__created_at", "-pk")[: limit + 1]:
             items.append((_posting_key(entry), entry))
     if kinds is None or T.SETTLEMENT in kinds:
-        for day, cost, requests in _usage_days(
+        for day, cost, requests, _, _ in _usage_days(
             user=user, day_from=filters.day_from, day_to=filters.day_to,
             before=date.fromordinal(before[0]) if before else None, limit=limit + 1,
         ):
@@ -256,7 +256,7 @@ def _daily(account: Account, user, filters: HistoryFilters, cursor: dict | None,
     ]
     amounts += [
         (_day_key(day), -cost)
-        for day, cost, _ in _usage_days(user=user, day_from=date.fromordinal(bottom[0]), day_to=None, before=None, limit=None)
+        for day, cost, _, _, _ in _usage_days(user=user, day_from=date.fromordinal(bottom[0]), day_to=None, before=None, limit=None)
         if _day_key(day) > bottom
     ]
     amounts.sort(key=lambda item: item[0], reverse=True)
@@ -301,6 +301,11 @@ def _per_request(account: Account, user, filters: HistoryFilters, cursor: dict |
         end = _day_start(filters.day_to + timedelta(days=1))
         in_range &= Q(transaction__created_at__lt=end)
     everything = Entry.objects.filter(account=account).filter(in_range)
+    if filters.day_from or filters.day_to:
+        bounds = _range_bounds(account, user, filters, in_range)
+        if bounds is None:
+            return HistoryPage(rows=[], next_cursor=None)
+        everything = everything.filter(pk__gte=bounds[0], pk__lte=bounds[1])
     entries = everything.filter(statement_kind__isnull=True) if filters.kind == "usage" else everything
     if cursor:
         entries = entries.filter(pk__lt=cursor["i"])
@@ -322,8 +327,8 @@ def _per_request(account: Account, user, filters: HistoryFilters, cursor: dict |
         if filters.day_to:
             above += Entry.objects.filter(account=account, statement_kind__isnull=False,
                                           transaction__created_at__gte=end).aggregate(s=Sum("amount"))["s"] or 0
-            above -= sum(cost for _, cost, _ in _usage_days(user=user, day_from=filters.day_to + timedelta(days=1),
-                                                            day_to=None, before=None, limit=None))
+            above -= sum(row[1] for row in _usage_days(user=user, day_from=filters.day_to + timedelta(days=1),
+                                                       day_to=None, before=None, limit=None))
         balance = account.balance - above
     # Walk back through every entry of the page's span (the rows, and other kinds or days between them).
     shown = {entry.pk: entry for entry in page}
@@ -341,3 +346,14 @@ def _per_request(account: Account, user, filters: HistoryFilters, cursor: dict |
         rows.append(row)
     last = page[-1]
     return HistoryPage(rows=rows, next_cursor={"i": last.pk, "b": balance} if more else None)
+
+
+def _range_bounds(account: Account, user, filters: HistoryFilters, in_range: Q) -> tuple[int, int] | None:
+    """The lowest and highest entry id of a date range: its usage entries' from the rollup, its postings'
+    from their index. The page then seeks between them instead of walking the entry index from the newest."""
+    ids = [bound for row in _usage_days(user=user, day_from=filters.day_from, day_to=filters.day_to, before=None, limit=None)
+           for bound in row[3:] if bound is not None]
+    postings = Entry.objects.filter(account=account, statement_kind__isnull=False).filter(in_range)
+    low_high = postings.aggregate(low=Min("pk"), high=Max("pk"))
+    ids += [v for v in low_high.values() if v is not None]
+    return (min(ids), max(ids)) if ids else None
