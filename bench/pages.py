@@ -120,6 +120,7 @@ def measure(uids: dict[str, int], repeats: int) -> dict:
             "history_per_request_first": "/history/?view=request",
             "history_per_request_third": older(older("/history/?view=request")),
             "history_per_request_until_20_days_ago": f"/history/?view=request&date_to={past}",
+            "history_per_request_one_day_20_days_ago": f"/history/?view=request&kind=usage&date_from={past}&date_to={past}",
         }
     out: dict = {scale: {} for scale in uids}
     for page in pages[next(iter(uids))]:
