@@ -12,6 +12,7 @@ from wallet.views import alerts, invoices, ledger, redemptions, refund_requests,
 
 console_urlpatterns = [
     path("", ledger.dashboard, name="dashboard"),
+    path("history/", ledger.balance_history_page, name="history"),
     path("wallet/", topups.wallet_page, name="wallet"),
     path("wallet/quote/", topups.topup_quote, name="topup-quote"),
     path("wallet/topup/", topups.topup_start, name="topup-start"),

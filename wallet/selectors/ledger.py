@@ -8,6 +8,7 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum,
 from django.db.models.functions import Coalesce
 
 from wallet.models import Account, Entry, Hold, Transaction
+from wallet.selectors.history import KIND_LABELS, posting_detail
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,12 @@ def user_description(*, kind: str, description: str, user_reason: str) -> str:
 
 def wallet_activity(*, user, limit: int = 10) -> list[ActivityRow]:
     """The latest postings on the user's main account (index-backed: account, -id)."""
+    # The account's id first: a join on the user lets the planner walk every entry's id backwards.
+    account_id = Account.objects.filter(user=user, kind=Account.Kind.MAIN).values_list("pk", flat=True).first()
+    if account_id is None:
+        return []
     entries = (
-        Entry.objects.filter(account__user=user, account__kind=Account.Kind.MAIN)
+        Entry.objects.filter(account_id=account_id)
         .select_related("transaction")
         .order_by("-id")[:limit]
     )
@@ -68,10 +73,8 @@ def wallet_activity(*, user, limit: int = 10) -> list[ActivityRow]:
         ActivityRow(
             transaction_id=e.transaction_id,
             kind=e.transaction.kind,
-            kind_label=e.transaction.get_kind_display(),
-            description=user_description(
-                kind=e.transaction.kind, description=e.transaction.description, user_reason=e.transaction.user_reason
-            ),
+            kind_label=str(KIND_LABELS.get(e.transaction.kind) or e.transaction.get_kind_display()),
+            description=posting_detail(e.transaction),  # never the operator or the internal reason
             amount=e.amount,
             created_at=e.transaction.created_at,
             user_reason=e.transaction.user_reason,

@@ -147,7 +147,7 @@ def posting_create(
         if rows.update(balance=F("balance") + amount, **(account_updates or {}).get(account_id, {})) != 1:
             raise hold_refusal_error(account_id=account_id, amount=-amount)
     Entry.objects.bulk_create(
-        [Entry(transaction=txn, account_id=account_id, amount=amount) for account_id, amount in merged.items()]
+        [Entry(transaction=txn, account_id=account_id, amount=amount, statement_kind=kind) for account_id, amount in merged.items()]
     )
     txn.replayed = False
     return txn

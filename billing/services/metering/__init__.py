@@ -295,6 +295,7 @@ def _settle_batch(*, limit: int, touched: list[tuple[int, int]]) -> int:
     # Accounts (locked in id order by the ledger), then tokens: the lock order of every path.
     holds_settle(charges=[s[0] for s in settled], closes=[s[1] for s in settled if s[1] is not None], now=now)
     sql.generations_close([s[2] for s in settled], now=now)
+    sql.usage_days_add([row.generation_id for row in rows])  # the daily rollup: one upsert per batch
     return len(rows)
 
 
@@ -356,6 +357,7 @@ def _settle_one(generation_id: int) -> sql.SettleRow | None:
     now = timezone.now()
     holds_settle(charges=[account], closes=[hold] if hold else [], now=now, orm=_sql() is orm)
     _sql().generations_close([generation], now=now)
+    _sql().usage_days_add([generation_id])  # the daily rollup
     return row
 
 

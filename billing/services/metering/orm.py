@@ -4,12 +4,15 @@ the metering scenarios through both on PostgreSQL so they cannot drift apart."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 
-from billing.models import ApiToken, Generation, ModelPrice, TierModelRate
+from billing.models import ApiToken, Generation, ModelPrice, TierModelRate, UsageDay
 from billing.selectors.budgets import period_start
 from billing.services.metering.sql import PRICE_COLUMNS, GenerationClose, Lookup, SettleRow
-from wallet.models import Account, Hold
+from wallet.models import Account, Entry, Hold
 
 
 def lookup(*, key_hash: str, model: str) -> Lookup | None:
@@ -104,3 +107,50 @@ def generations_close(closes: list[GenerationClose], *, now) -> None:
         Generation.objects.filter(pk=c.generation_id).update(
             state=c.state, final_cost=c.cost, charge_basis=c.basis, closed_at=now
         )
+
+
+def usage_days_add(generation_ids: list[int]) -> None:
+    """The daily rollup's upsert (sql.usage_days_add), row by row through the ORM."""
+    for row in usage_day_totals(Generation.objects.filter(pk__in=generation_ids)):
+        key = {"user_id": row["user_id"], "day": row["day"], "model_id": row["model_id"]}
+        existing = UsageDay.objects.select_for_update().filter(**key).first()
+        if existing is None:
+            try:
+                with transaction.atomic():
+                    UsageDay.objects.create(**row)
+                continue
+            except IntegrityError:  # created meanwhile by another settlement
+                existing = UsageDay.objects.select_for_update().get(**key)
+        existing.cost += row["cost"]
+        existing.requests += row["requests"]
+        firsts = [v for v in (existing.first_entry_id, row["first_entry_id"]) if v is not None]
+        lasts = [v for v in (existing.last_entry_id, row["last_entry_id"]) if v is not None]
+        existing.first_entry_id = min(firsts) if firsts else None
+        existing.last_entry_id = max(lasts) if lasts else None
+        existing.save(update_fields=["cost", "requests", "first_entry_id", "last_entry_id"])
+
+
+def usage_day_totals(generations) -> list[dict]:
+    """Settled generations' cost, count and the ids of their settlement entries on the user's account, per
+    (user, UTC day of the settlement posting, model), in key order."""
+    totals: dict[tuple, dict] = {}
+    rows = generations.filter(state=Generation.State.SETTLED).values_list(
+        "user_id", "model_id", "final_cost", "closed_at", "hold__account_id", "hold__settlement_id",
+        "hold__settlement__created_at",
+    )
+    for user_id, model_id, cost, closed_at, account_id, txn_id, posted_at in rows:
+        day = (posted_at or closed_at).astimezone(dt.UTC).date()
+        entry_id = (
+            Entry.objects.filter(transaction_id=txn_id, account_id=account_id).values_list("pk", flat=True).first()
+            if txn_id else None
+        )
+        row = totals.setdefault((user_id, day, model_id), {
+            "user_id": user_id, "day": day, "model_id": model_id, "cost": 0, "requests": 0,
+            "first_entry_id": None, "last_entry_id": None,
+        })
+        row["cost"] += cost
+        row["requests"] += 1
+        if entry_id is not None:
+            row["first_entry_id"] = min(entry_id, row["first_entry_id"] or entry_id)
+            row["last_entry_id"] = max(entry_id, row["last_entry_id"] or entry_id)
+    return [totals[key] for key in sorted(totals)]

@@ -308,3 +308,34 @@ def batch_lock(limit: int) -> list[SettleRow]:
     with connection.cursor() as cursor:
         cursor.execute(BATCH_LOCK_SQL, [limit])
         return [SettleRow.from_row(row) for row in cursor.fetchall()]
+
+
+# --- the daily usage rollup (billing_usageday), in the settlement's transaction ----------------------
+
+# The day of a charge is the UTC day of its settlement posting (a free request has none: its close time).
+USAGE_DAY_SQL = "(COALESCE(t.created_at, g.closed_at) AT TIME ZONE 'UTC')::date"
+
+USAGE_DAYS_ADD_SQL = f"""
+INSERT INTO billing_usageday (user_id, day, model_id, cost, requests, first_entry_id, last_entry_id)
+SELECT g.user_id, {USAGE_DAY_SQL}, g.model_id, SUM(g.final_cost), COUNT(*), MIN(e.id), MAX(e.id)
+  FROM billing_generation g
+  JOIN wallet_hold h ON h.id = g.hold_id
+  LEFT JOIN wallet_transaction t ON t.id = h.settlement_id
+  LEFT JOIN wallet_entry e ON e.transaction_id = t.id AND e.account_id = h.account_id
+ WHERE g.id = ANY(%s) AND g.state = 'settled'
+ GROUP BY 1, 2, 3
+ ORDER BY 1, 2, 3
+ON CONFLICT (user_id, day, model_id) DO UPDATE
+   SET cost = billing_usageday.cost + EXCLUDED.cost, requests = billing_usageday.requests + EXCLUDED.requests,
+       first_entry_id = LEAST(billing_usageday.first_entry_id, EXCLUDED.first_entry_id),
+       last_entry_id = GREATEST(billing_usageday.last_entry_id, EXCLUDED.last_entry_id)
+"""
+
+
+def usage_days_add(generation_ids: list[int]) -> None:
+    """Add just-settled generations to the daily rollup: one statement for the whole batch, after the
+    generations are closed. Its rows belong to the batch's users, whose accounts this transaction already
+    locked, so it waits on no lock the account order does not already order."""
+    if generation_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(USAGE_DAYS_ADD_SQL, [generation_ids])
