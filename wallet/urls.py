@@ -2,10 +2,11 @@
 
 from django.urls import path
 
+from wallet.apis import autotopup as autotopup_apis
 from wallet.apis import ledger as ledger_apis
 from wallet.apis import redemptions as redemption_apis
 from wallet.apis import topups as topup_apis
-from wallet.views import ledger, redemptions, topups, webhooks
+from wallet.views import autotopup, ledger, redemptions, topups, webhooks
 
 console_urlpatterns = [
     path("", ledger.dashboard, name="dashboard"),
@@ -13,6 +14,9 @@ console_urlpatterns = [
     path("wallet/quote/", topups.topup_quote, name="topup-quote"),
     path("wallet/topup/", topups.topup_start, name="topup-start"),
     path("wallet/redeem/", redemptions.redeem, name="redeem"),
+    path("wallet/autotopup/", autotopup.autotopup_save, name="autotopup-save"),
+    path("wallet/autotopup/card/", autotopup.autotopup_card_setup, name="autotopup-card"),
+    path("wallet/autotopup/card/remove/", autotopup.autotopup_card_remove, name="autotopup-card-remove"),
     path("bills/", topups.bills_page, name="bills"),
     path("sandbox/checkout/<str:checkout_id>/", topups.sandbox_checkout, name="sandbox-checkout"),
     path("checkout/airwallex/<str:order_no>/", topups.airwallex_checkout, name="airwallex-checkout"),
@@ -24,6 +28,8 @@ api_urlpatterns = [
     path("topups", topup_apis.TopUpCreateApi.as_view(), name="topups"),
     path("bills", topup_apis.BillListApi.as_view(), name="bills"),
     path("redemptions", redemption_apis.RedemptionCreateApi.as_view(), name="redemptions"),
+    path("autotopup", autotopup_apis.AutoTopUpApi.as_view(), name="autotopup"),
+    path("autotopup/card", autotopup_apis.AutoTopUpCardSetupApi.as_view(), name="autotopup-card"),
 ]
 
 webhook_urlpatterns = [

@@ -28,6 +28,7 @@ from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
 from synstar.money import format_usd, parse_usd
 from wallet.models import Hold
+from wallet.services.autotopup import autotopup_check
 from wallet.services.ledger import AccountCharge, HoldClose, hold_refusal_error, hold_release, holds_settle
 
 logger = logging.getLogger(__name__)
@@ -281,6 +282,7 @@ def _settle_batch(*, limit: int) -> int:
     # Accounts (locked in id order by the ledger), then tokens: the lock order of every path.
     holds_settle(charges=[s[0] for s in settled], closes=[s[1] for s in settled if s[1] is not None], now=now)
     sql.generations_close([s[2] for s in settled], now=now)
+    _autotopup_after_commit([s[0] for s in settled])
     return len(rows)
 
 
@@ -339,6 +341,15 @@ def _settle_one(generation_id: int) -> None:
     now = timezone.now()
     holds_settle(charges=[account], closes=[hold] if hold else [], now=now, orm=_sql() is orm)
     _sql().generations_close([generation], now=now)
+    _autotopup_after_commit([account])
+
+
+def _autotopup_after_commit(charges: list[AccountCharge]) -> None:
+    """Auto top-up: once the settlement commits, the charged accounts are checked against their thresholds
+    (wallet/services/autotopup.py; one query when none is below, and it never fails the settlement)."""
+    account_ids = sorted({c.account_id for c in charges if c.cost > 0})
+    if account_ids:
+        transaction.on_commit(lambda: autotopup_check(account_ids=account_ids))
 
 
 @atomic_with_retry
