@@ -11,8 +11,10 @@ from urllib.parse import parse_qs
 import pytest
 from django.db import connection
 from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from billing.services.metering import generation_settle, metering_report
+from billing.services.metering import generation_settle, generations_settle_batch, metering_report
 from billing.services.metering.pricing import Usage
 from synstar.celery import app
 from synstar.errors import SynstarError
@@ -175,7 +177,8 @@ def test_settlement_below_the_threshold_charges_the_saved_card_off_session_once_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_fifty_settlements_crossing_the_threshold_at_once_start_exactly_one_top_up(fake_stripe, eager_tasks):
+@pytest.mark.parametrize("path", ["single", "batch"])
+def test_fifty_settlements_crossing_the_threshold_at_once_start_exactly_one_top_up(fake_stripe, eager_tasks, path):
     user = make_user(balance="20")  # $20.50
     save_card(fake_stripe, user)
     enable(user, threshold="15", amount="50")
@@ -188,6 +191,8 @@ def test_fifty_settlements_crossing_the_threshold_at_once_start_exactly_one_top_
 
     def settle(generation_id):
         try:
+            if path == "batch":  # the worker's batch task, one generation per batch (SKIP LOCKED splits them)
+                return generations_settle_batch(limit=1)
             return generation_settle(generation_id=generation_id, fetch=False)
         finally:
             connection.close()
@@ -514,3 +519,63 @@ def test_admin_lists_settings_and_attempts_and_turns_auto_top_up_off(fake_stripe
     client.post("/admin/wallet/autotopup/", {"action": "autotopup_off_action", "_selected_action": [AutoTopUp.objects.get(user=user).pk]})
     setting = AutoTopUp.objects.get(user=user)
     assert not setting.enabled and setting.disabled_reason == "Turned off by support."
+
+
+# --- property: whatever order the answer, the webhooks and the retries come in ---------------------------
+
+STEPS = ["answer", "lost_call", "webhook", "webhook", "resume", "reconcile"]
+
+
+@pytest.mark.django_db
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(cents=st.integers(min_value=100, max_value=50_000), steps=st.lists(st.sampled_from(STEPS), min_size=1, max_size=6))
+def test_any_interleaving_of_answer_webhooks_and_retries_charges_once_and_credits_once(fake_stripe, cents, steps):
+    """One auto top-up, then any sequence of: our call and its recorded answer, a call whose answer is lost
+    (the process died), Stripe's succeeded webhook (maybe twice), the resume task, reconciliation. Finally
+    the webhook and the resume task run: one PaymentIntent, one credit of amount + the bonus rules' bonus."""
+    amount = cents * 10_000_000  # $1 to $500, the default daily cap
+    user = make_user(balance="1")
+    pm = f"pm_{user.pk}_{cents}"
+    customer = f"cus_{user.pk}_{cents}"
+    fake_stripe.payment_methods[pm] = {"id": pm, "object": "payment_method", "customer": customer, "card": {"brand": "visa", "last4": "4242"}}
+    AutoTopUp.objects.create(user=user, enabled=True, threshold=usd("5"), amount=amount, daily_cap=amount,
+                             stripe_customer_id=customer, payment_method_id=pm, card_brand="visa", card_last4="4242")
+    from wallet.models import Account
+    from wallet.providers import stripe_client
+    from wallet.services.autotopup import autotopup_check, idempotency_key
+    from wallet.services.topups import bonus_for
+
+    (order_id,) = autotopup_check(account_ids=[Account.objects.get(user=user, kind="main").pk])
+    order = TopUpOrder.objects.get(pk=order_id)
+    later = order.created_at + timedelta(minutes=5)
+
+    def intents():
+        return [i for i in fake_stripe.payment_intents.values() if i["metadata"].get("order_no") == order.order_no]
+
+    def webhook():
+        for intent in intents():
+            deliver(fake_stripe, fake_stripe.event("payment_intent.succeeded", intent))
+            process_events()
+
+    for step in steps:
+        if step == "answer":
+            autotopup_charge(order_id=order_id)
+        elif step == "lost_call":  # the call reached Stripe; the process died before recording the answer
+            stripe_client.offsession_charge(order, customer_id=customer, payment_method_id=pm, amount_cents=cents,
+                                            idempotency_key=idempotency_key(order))
+        elif step == "webhook":
+            webhook()
+        elif step == "resume":
+            autotopups_resume(now=later)
+        else:
+            orders_reconcile(older_than=timedelta(0))
+    webhook()
+    autotopups_resume(now=later)
+
+    order.refresh_from_db()
+    assert order.status == "completed"
+    assert len(intents()) == 1 and order.payment_id == intents()[0]["id"]
+    postings = Transaction.objects.filter(idempotency_key=f"topup:{order.order_no}")
+    assert postings.count() == 1
+    assert order.bonus == bonus_for(amount)
+    assert wallet_statistics(user=user).balance == usd("1.50") + amount + bonus_for(amount)
