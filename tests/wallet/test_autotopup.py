@@ -579,3 +579,52 @@ def test_any_interleaving_of_answer_webhooks_and_retries_charges_once_and_credit
     assert postings.count() == 1
     assert order.bonus == bonus_for(amount)
     assert wallet_statistics(user=user).balance == usd("1.50") + amount + bonus_for(amount)
+
+
+# --- a real worker killed between the call and the commit ----------------------------------------------
+
+
+@pytest.fixture
+def stripe_env(fake_stripe, monkeypatch):
+    """The worker process reaches the same stand-in for Stripe (started before the worker reads its env)."""
+    monkeypatch.setenv("STRIPE_SECRET_KEY", fake_stripe.api_key)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", fake_stripe.webhook_secret)
+    monkeypatch.setenv("STRIPE_API_BASE", fake_stripe.url)
+    return fake_stripe
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_after_stripe_charged_and_before_the_commit_neither_charges_twice_nor_loses_the_credit(stripe_env, celery_worker):
+    fake = stripe_env
+    user = make_user(balance="6")
+    save_card(fake, user)
+    enable(user, threshold="5", amount="100")
+    charged, release = threading.Event(), threading.Event()
+
+    def hold_the_answer(intent):  # Stripe has charged the card; the worker waits for the answer...
+        charged.set()
+        release.wait(30)
+
+    fake.on_payment_intent = hold_the_answer
+    spend(user, "2")  # the settlement queues the charge; the real worker makes the call
+    assert charged.wait(60), celery_worker.log_path.read_text()[-3000:]
+    celery_worker.kill()  # ...and is killed before it can record it
+    release.set()
+    fake.on_payment_intent = None
+
+    (order,) = auto_orders(user)
+    assert order.status == "pending" and order.checkout_id == "" and order.payment_id == ""
+    (intent,) = fake.payment_intents.values()
+    assert intent["status"] == "succeeded" and wallet_statistics(user=user).available == usd("4.50")
+
+    # The beat task asks again with the same key: Stripe returns the same PaymentIntent; no second charge.
+    assert autotopups_resume(now=order.created_at + timedelta(minutes=5)) == {"resumed": 1, "cancelled": 0}
+    order.refresh_from_db()
+    assert order.status == "completed" and order.payment_id == intent["id"]
+    assert len(fake.payment_intents) == 1 and {c["key"] for c in charges(fake)} == {f"autotopup-{order.order_no}"}
+    # Stripe's webhook arrives too: credited once.
+    body = fake.event("payment_intent.succeeded", intent)
+    deliver(fake, body)
+    process_events()
+    assert Transaction.objects.filter(kind="topup").count() == 1
+    assert wallet_statistics(user=user).available == usd("107.50")
