@@ -178,6 +178,8 @@ RELAY_TRUST_X_FORWARDED_FOR = env.bool("RELAY_TRUST_X_FORWARDED_FOR", default=en
 TOPUP_PRESETS_USD = env.list("TOPUP_PRESETS_USD", default=["5", "10", "20", "50", "100", "200", "500", "1000"])
 TOPUP_MIN_USD = env("TOPUP_MIN_USD", default="1")
 TOPUP_MAX_USD = env("TOPUP_MAX_USD", default="10000")
+# Auto top-up (a saved Stripe card): the most it may charge a user per UTC day, and each user's default cap.
+AUTOTOPUP_DAILY_CAP_USD = env("AUTOTOPUP_DAILY_CAP_USD", default="500")
 # Orders left Pending/Paid longer than this are looked up at the provider by the reconciliation task.
 ORDER_RECONCILE_AFTER_SECONDS = env.int("ORDER_RECONCILE_AFTER_SECONDS", default=600)
 # Admin refunds still pending this long after their intent was recorded are asked of the provider again.
@@ -305,6 +307,10 @@ CELERY_BEAT_SCHEDULE = {
     "refunds-resume": {
         "task": "wallet.tasks.refunds_resume_task",
         "schedule": timedelta(seconds=env.int("REFUND_RESUME_EVERY_SECONDS", default=60)),
+    },
+    "autotopups-resume": {  # auto top-up charges whose Stripe call was cut off: asked again with the same key
+        "task": "wallet.tasks.autotopups_resume_task",
+        "schedule": timedelta(seconds=60),
     },
     "webhooks-retry": {
         "task": "wallet.tasks.webhooks_retry_task",

@@ -11,6 +11,7 @@ from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIRespo
 
 from synstar.money import usd
 from tests.api_world import gateway_call, hold, make_world
+from tests.fakes.providers import FakeStripe
 from wallet.services.topups import order_complete, order_create
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +78,7 @@ class Checker:
         return {(m.upper(), p) for p, item in self.schema["paths"].items() for m in item}
 
 
-def test_real_responses_of_every_operation_match_the_schema(client):
+def test_real_responses_of_every_operation_match_the_schema(client, settings):
     world = make_world(client)
     check = Checker(client)
     sk = lambda token: {"HTTP_AUTHORIZATION": f"Bearer {token.raw_key}"}  # noqa: E731
@@ -158,6 +159,16 @@ def test_real_responses_of_every_operation_match_the_schema(client):
     check(client.patch("/api/v1/alerts", {"threshold": "-1"}, content_type="application/json"), 400, check_request=False)
     check(client.post("/api/v1/alerts/test", content_type="application/json"), 202)
     check(client.get("/api/v1/alerts/deliveries"), 200)
+    check(client.get("/api/v1/autotopup"), 200)
+    rule = {"enabled": False, "threshold": "5", "amount": "20", "daily_cap": "100"}
+    check(client.patch("/api/v1/autotopup", rule, content_type="application/json"), 200)
+    check(client.patch("/api/v1/autotopup", {**rule, "enabled": True}, content_type="application/json"), 400)  # no card
+    stripe = FakeStripe()  # saving a card needs Stripe: its stand-in
+    settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE = stripe.api_key, stripe.url
+    try:
+        check(client.post("/api/v1/autotopup/card", content_type="application/json"), 201)
+    finally:
+        stripe.close()
 
     missing = check.operations() - check.covered
     assert missing == set(), f"operations no real response was checked for: {sorted(missing)}"

@@ -19,6 +19,8 @@ from synstar.money import format_usd
 from wallet.models import (
     Account,
     AlertSettings,
+    AutoTopUp,
+    AutoTopUpAttempt,
     BonusRule,
     CodeBatch,
     CreditNote,
@@ -38,6 +40,7 @@ from wallet.models import (
 )
 from wallet.providers.base import ProviderError
 from wallet.selectors.documents import document_number, invoice_pdf
+from wallet.services.autotopup import autotopup_turn_off
 from wallet.services.invoices import invoice_issue, invoice_reject
 from wallet.services.ledger import adjustment_create
 from wallet.services.redemptions import batch_generate
@@ -286,7 +289,7 @@ def refund_action(modeladmin, request, queryset):
 class TopUpOrderAdmin(UsdAdminMixin, ReadOnlyAdmin):
     usd_fields = ("amount", "bonus", "refunded_amount", "cash_refunded", "bonus_clawed", "refund_seen", "refund_watermark")
     list_display = ["order_no", "user", "method", "provider", "amount_usd", "bonus_usd", "status", "refunded_usd", "created_at"]
-    list_filter = ["status", "provider", "method"]
+    list_filter = ["status", "provider", "method", "source"]
     search_fields = ["order_no", "user__email", "checkout_id", "payment_id"]
     list_select_related = ["user", "method"]
     inlines = [RefundInline]
@@ -679,6 +682,69 @@ class RefundRequestAdmin(ReadOnlyAdmin):
     @admin.display(description=_("Refunded"))
     def refunded_usd(self, obj):
         return _usd(obj.refund.base_removed) if obj.refund_id else "—"
+
+
+# --- auto top-up ----------------------------------------------------------------------------------
+
+
+@admin.action(description="Turn auto top-up off for the selected users")
+def autotopup_off_action(modeladmin, request, queryset):
+    count = autotopup_turn_off(user_ids=queryset.values_list("user_id", flat=True), reason="Turned off by support.")
+    modeladmin.message_user(request, f"Auto top-up turned off for {count} user(s).")
+
+
+@admin.register(AutoTopUp)
+class AutoTopUpAdmin(ReadOnlyAdmin):
+    list_display = ["user", "enabled", "threshold_usd", "amount_usd", "daily_cap_usd", "card", "disabled_reason", "updated_at"]
+    list_filter = ["enabled"]
+    search_fields = ["user__email", "stripe_customer_id", "payment_method_id"]
+    list_select_related = ["user"]
+    actions = [autotopup_off_action]
+    readonly_fields = ["user", "enabled", "threshold", "amount", "daily_cap", "stripe_customer_id", "payment_method_id", "card_brand",
+                       "card_last4", "card_exp_month", "card_exp_year", "setup_checkout_id", "setup_intent_id", "disabled_reason",
+                       "disabled_at", "updated_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # the list (and its action) but no editing: users change their own rule
+
+    @admin.display(description="Threshold", ordering="threshold")
+    def threshold_usd(self, obj):
+        return _usd(obj.threshold)
+
+    @admin.display(description="Top-up", ordering="amount")
+    def amount_usd(self, obj):
+        return _usd(obj.amount)
+
+    @admin.display(description="Daily cap", ordering="daily_cap")
+    def daily_cap_usd(self, obj):
+        return _usd(obj.daily_cap)
+
+    @admin.display(description="Card")
+    def card(self, obj):
+        return f"{obj.card_brand} •••• {obj.card_last4}" if obj.card_last4 else "—"
+
+
+@admin.register(AutoTopUpAttempt)
+class AutoTopUpAttemptAdmin(ReadOnlyAdmin):
+    """The auto top-up orders (off-session charges of saved cards), with the provider's answer."""
+
+    list_display = ["order_no", "user", "amount_usd", "bonus_usd", "status", "failure_reason", "provider_error", "payment_id", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["order_no", "user__email", "payment_id"]
+    list_select_related = ["user"]
+    readonly_fields = fields = ("order_no", "user", "amount", "bonus", "status", "payment_id", "failure_reason", "provider_error",
+                                "created_at", "completed_at", "closed_at")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(source="auto")
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_usd(self, obj):
+        return _usd(obj.amount)
+
+    @admin.display(description="Bonus")
+    def bonus_usd(self, obj):
+        return _usd(obj.bonus)
 
 
 # --- alerts (h-alerts) ---------------------------------------------------------------------------------

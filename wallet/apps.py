@@ -15,3 +15,6 @@ class WalletConfig(AppConfig):
 
         topup_hooks_register(completed=receipt_on_completion)
         topup_hooks_register(completed=topup_completed_notify, refunded=refund_completed_notify)
+        from wallet.services.autotopup import autotopup_order_closed
+
+        topup_hooks_register(closed=autotopup_order_closed)  # a failed auto top-up turns auto top-up off

@@ -3,12 +3,13 @@
 from django.urls import path
 
 from wallet.apis import alerts as alert_apis
+from wallet.apis import autotopup as autotopup_apis
 from wallet.apis import invoices as invoice_apis
 from wallet.apis import ledger as ledger_apis
 from wallet.apis import redemptions as redemption_apis
 from wallet.apis import refund_requests as refund_request_apis
 from wallet.apis import topups as topup_apis
-from wallet.views import alerts, invoices, ledger, redemptions, refund_requests, topups, webhooks
+from wallet.views import alerts, autotopup, invoices, ledger, redemptions, refund_requests, topups, webhooks
 
 console_urlpatterns = [
     path("", ledger.dashboard, name="dashboard"),
@@ -17,6 +18,9 @@ console_urlpatterns = [
     path("wallet/quote/", topups.topup_quote, name="topup-quote"),
     path("wallet/topup/", topups.topup_start, name="topup-start"),
     path("wallet/redeem/", redemptions.redeem, name="redeem"),
+    path("wallet/autotopup/", autotopup.autotopup_save, name="autotopup-save"),
+    path("wallet/autotopup/card/", autotopup.autotopup_card_setup, name="autotopup-card"),
+    path("wallet/autotopup/card/remove/", autotopup.autotopup_card_remove, name="autotopup-card-remove"),
     path("bills/", topups.bills_page, name="bills"),
     path("bills/<str:order_no>/receipt.pdf", invoices.receipt_download, name="receipt-pdf"),
     path("invoices/", invoices.invoices_page, name="invoices"),
@@ -40,6 +44,8 @@ api_urlpatterns = [
     path("alerts", alert_apis.AlertSettingsApi.as_view(), name="alerts"),
     path("alerts/test", alert_apis.AlertTestApi.as_view(), name="alerts-test"),
     path("alerts/deliveries", alert_apis.DeliveryListApi.as_view(), name="alerts-deliveries"),
+    path("autotopup", autotopup_apis.AutoTopUpApi.as_view(), name="autotopup"),
+    path("autotopup/card", autotopup_apis.AutoTopUpCardSetupApi.as_view(), name="autotopup-card"),
 ]
 
 webhook_urlpatterns = [

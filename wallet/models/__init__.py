@@ -1,6 +1,7 @@
 """The wallet's tables, one module per domain; Django finds them here."""
 
 from wallet.models.alerts import AlertSettings, WebhookDelivery
+from wallet.models.autotopup import AutoTopUp, AutoTopUpAttempt
 from wallet.models.invoices import CreditNote, DocumentCounter, InvoiceLine, InvoiceRequest
 from wallet.models.ledger import Account, Entry, Hold, SystemAccount, Transaction
 from wallet.models.redemptions import CodeBatch, Redemption, RedemptionCode
@@ -10,6 +11,6 @@ from wallet.models.webhooks import WebhookEvent
 
 __all__ = [
     "CreditNote", "DocumentCounter", "InvoiceLine", "InvoiceRequest", "RefundRequest",
-    "Account", "AlertSettings", "BonusRule", "CodeBatch", "Entry", "Hold", "PaymentMethod", "Redemption", "RedemptionCode", "Refund",
+    "Account", "AlertSettings", "AutoTopUp", "AutoTopUpAttempt", "BonusRule", "CodeBatch", "Entry", "Hold", "PaymentMethod", "Redemption", "RedemptionCode", "Refund",
     "SystemAccount", "TopUpOrder", "Transaction", "WebhookDelivery", "WebhookEvent",
 ]

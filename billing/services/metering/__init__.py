@@ -30,6 +30,7 @@ from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
 from synstar.money import format_usd, parse_usd
 from wallet.models import Hold
+from wallet.services.autotopup import autotopup_check
 from wallet.services.ledger import AccountCharge, HoldClose, hold_refusal_error, hold_release, holds_settle
 
 logger = logging.getLogger(__name__)
@@ -296,6 +297,7 @@ def _settle_batch(*, limit: int, touched: list[tuple[int, int]]) -> int:
     holds_settle(charges=[s[0] for s in settled], closes=[s[1] for s in settled if s[1] is not None], now=now)
     sql.generations_close([s[2] for s in settled], now=now)
     sql.usage_days_add([row.generation_id for row in rows])  # the daily rollup: one upsert per batch
+    _autotopup_after_commit([s[0] for s in settled])
     return len(rows)
 
 
@@ -359,6 +361,15 @@ def _settle_one(generation_id: int) -> sql.SettleRow | None:
     _sql().generations_close([generation], now=now)
     _sql().usage_days_add([generation_id])  # the daily rollup
     return row
+    _autotopup_after_commit([account])
+
+
+def _autotopup_after_commit(charges: list[AccountCharge]) -> None:
+    """Auto top-up: once the settlement commits, the charged accounts are checked against their thresholds
+    (wallet/services/autotopup.py; one query when none is below, and it never fails the settlement)."""
+    account_ids = sorted({c.account_id for c in charges if c.cost > 0})
+    if account_ids:
+        transaction.on_commit(lambda: autotopup_check(account_ids=account_ids))
 
 
 @atomic_with_retry
