@@ -258,7 +258,7 @@ def endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
             try:
                 response = await handler(request)
             except SynstarError as exc:
-                response = error_response(exc, language=request_language(request))
+                response = error_response(exc, headers=getattr(exc, "headers", None), language=request_language(request))
             except ClientDisconnect:  # the client left before its request was read: nothing was held
                 response = Response(status_code=499)
             except Exception:
