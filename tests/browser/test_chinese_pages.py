@@ -31,6 +31,10 @@ PAGES = [
     ("invite", "/invite/", "您的邀请链接"),
     ("pricing", "/pricing/", "官方价格"),
     ("settings", "/settings/", "控制台和邮件语言"),
+    ("history", "/history/", "余额明细"),
+    ("invoices", "/invoices/", "发票"),
+    ("refunds", "/refunds/", "退款"),
+    ("alerts", "/alerts/", "提醒与通知"),
 ]
 
 
