@@ -49,15 +49,6 @@ class ActivityRow:
     user_reason: str = ""
 
 
-def user_description(*, kind: str, description: str, user_reason: str) -> str:
-    """What the user reads for a posting. A manual adjustment shows its user-facing reason (or a plain label),
-    never the internal note or the operator: adjustments made before `user_reason` existed were described
-    "Adjustment by <operator email>", and postings are append-only, so the description is not shown for them."""
-    if kind == Transaction.Kind.ADJUSTMENT:
-        return user_reason or "Balance adjustment"
-    return description
-
-
 def wallet_activity(*, user, limit: int = 10) -> list[ActivityRow]:
     """The latest postings on the user's main account (index-backed: account, -id)."""
     # The account's id first: a join on the user lets the planner walk every entry's id backwards.
