@@ -51,7 +51,7 @@ def seed_usage(prefix: str, rows: int) -> int:
     # The ledger's triggers (append-only, balanced at commit) are set aside for the bulk load only: every
     # posting below is balanced by construction and check_ledger verifies the result.
     # Ids follow time, as in production: every posting (settlements and top-ups interleaved) takes its
-    # transaction id, and the user's entry its id, in time order.
+    # transaction id and its two entries' ids in time order.
     psql(f"""
         SET session_replication_role = replica;
         UPDATE wallet_entry SET statement_kind = 'grant' WHERE account_id = {aid};
@@ -71,14 +71,11 @@ def seed_usage(prefix: str, rows: int) -> int:
                    CASE WHEN kind = 'settlement' THEN 'Usage' ELSE 'Promotional credit' END, '', '', at
               FROM p ORDER BY at;
         INSERT INTO wallet_entry (transaction_id, account_id, amount, statement_kind)
-            SELECT txn, {aid}, CASE WHEN kind = 'settlement' THEN -cost ELSE cost END,
+            SELECT txn,
+                   CASE WHEN side = 1 THEN {aid} WHEN kind = 'settlement' THEN {revenue} ELSE {promotions} END,
+                   CASE WHEN (side = 1) = (kind = 'settlement') THEN -cost ELSE cost END,
                    CASE WHEN kind = 'settlement' THEN NULL ELSE 'grant' END
-              FROM p ORDER BY at;
-        INSERT INTO wallet_entry (transaction_id, account_id, amount, statement_kind)
-            SELECT txn, CASE WHEN kind = 'settlement' THEN {revenue} ELSE {promotions} END,
-                   CASE WHEN kind = 'settlement' THEN cost ELSE -cost END,
-                   CASE WHEN kind = 'settlement' THEN NULL ELSE 'grant' END
-              FROM p ORDER BY at;
+              FROM p CROSS JOIN (VALUES (1), (2)) v(side) ORDER BY at, side;
         INSERT INTO wallet_hold (id, account_id, amount, status, expires_at, settled_amount, settlement_id, created_at, closed_at)
             SELECT hold, {aid}, cost, 'settled', at, cost, txn, at, at FROM p WHERE kind = 'settlement';
         INSERT INTO billing_generation (public_id, user_id, token_id, gateway_id, hold_id, model_id, group_name, endpoint, state,
