@@ -14,6 +14,7 @@ console_urlpatterns = [
     path("wallet/topup/", topups.topup_start, name="topup-start"),
     path("wallet/redeem/", redemptions.redeem, name="redeem"),
     path("bills/", topups.bills_page, name="bills"),
+    path("bills/<str:order_no>/status/", topups.bill_status, name="bill-status"),
     path("sandbox/checkout/<str:checkout_id>/", topups.sandbox_checkout, name="sandbox-checkout"),
     path("checkout/airwallex/<str:order_no>/", topups.airwallex_checkout, name="airwallex-checkout"),
 ]
