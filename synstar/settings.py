@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "synstar.accounts.middleware.TimeZoneMiddleware",  # times in the user's zone (setting, else the browser's)
 ]
 
 ROOT_URLCONF = "synstar.urls"

@@ -30,7 +30,11 @@ def support_details(*, user=None, order=None, request_id: str = "", path: str = 
 @register.inclusion_tag("console/_support_link.html", takes_context=True)
 def support_link(context, label: str = "", subject: str = "", order=None):
     request = context.get("request")
-    user = context.get("user") or getattr(request, "user", None)
+    try:  # an error page must render even when the session or the database cannot be read
+        user = context.get("user") or getattr(request, "user", None)
+        user = user if user is not None and user.is_authenticated else None
+    except Exception:
+        user = None
     body = support_details(
         user=user, order=order, request_id=request_id_var.get(), path=request.get_full_path() if request is not None else ""
     )
@@ -38,6 +42,6 @@ def support_link(context, label: str = "", subject: str = "", order=None):
         subject = _("Help with order %(order_no)s") % {"order_no": order.order_no} if order is not None else _("Help with SynStar")
     mailto = ""
     if settings.SUPPORT_EMAIL:
-        mailto = f"mailto:{settings.SUPPORT_EMAIL}?subject={quote(subject)}&body={quote(body + chr(10) + chr(10))}"
+        mailto = f"mailto:{settings.SUPPORT_EMAIL}?subject={quote(str(subject))}&body={quote(body + chr(10) + chr(10))}"
     return {"label": label or _("contact support"), "mailto": mailto, "email": settings.SUPPORT_EMAIL,
             "url": settings.SUPPORT_URL, "details": body}

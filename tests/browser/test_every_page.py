@@ -50,6 +50,8 @@ PAGES = [
     ConsolePage("pricing", "/pricing/"),
     ConsolePage("invite", "/invite/"),
     ConsolePage("settings", "/settings/"),
+    ConsolePage("password-change", "/accounts/password/change/"),
+    ConsolePage("email-addresses", "/accounts/email/"),
     ConsolePage("sandbox-checkout", "/sandbox/checkout/{checkout_id}/"),
     ConsolePage("not-found", "/no-such-page/", status=404),
     ConsolePage("bad-request", "/usage/?model=%00", status=400),
