@@ -109,12 +109,11 @@ def bills_page(request):
     # and that bill's row up to date by polling until the order reaches its final status.
     how = "paid" if request.GET.get("paid") else "cancelled" if request.GET.get("cancelled") else ""
     returned = _own_order(request, request.GET.get(how, "")) if how else None
-    for order in page:
-        order.poll = order.status in OPEN and (order.status == TopUpOrder.Status.PAID or (returned is not None and order.pk == returned.pk))
+    polled = {o.pk for o in page if o.status in OPEN and (o.status == TopUpOrder.Status.PAID or (returned is not None and o.pk == returned.pk))}
     return render(request, "console/bills.html", {
         "orders": page[:BILLS_PAGE], "status": status, "statuses": TopUpOrder.Status.choices,
         "next_before": page[BILLS_PAGE - 1].pk if len(page) > BILLS_PAGE else None, "is_first_page": before is None,
-        "returned": returned, "how": how, "poll": returned is not None and returned.status in OPEN,
+        "returned": returned, "how": how, "polled": polled, "poll": returned is not None and returned.status in OPEN,
     })
 
 
