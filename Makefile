@@ -19,7 +19,7 @@ DEPLOY_ENV = DEBUG=false SECRET_KEY=deploy-check-secret-key-0123456789abcdefghij
 	BEHIND_TLS_PROXY=true SECURE_SSL_REDIRECT=true SECURE_COOKIES=true SECURE_HSTS_SECONDS=31536000 \
 	SECURE_HSTS_INCLUDE_SUBDOMAINS=true SECURE_HSTS_PRELOAD=true
 
-.PHONY: run test lint lock bench bench-relay install install-test migrate demo check-ledger clean
+.PHONY: run test lint lock bench bench-relay bench-pages install install-test migrate demo check-ledger clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,12 @@ test: install-test
 bench: install-test
 	tests/ensure_services.sh
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The dashboard chart and the balance history at 10,000 and 1,000,000 usage records (bench/pages.py): same
+# query count at both sizes (asserted), time ratios printed and written to bench/results/pages.json.
+bench-pages: install-test
+	tests/ensure_services.sh
+	$(BIN)/python bench/pages.py $(BENCH_ARGS)
 
 # The relay against LiteLLM's proxy (bench/relay.py): LiteLLM in its own virtualenv, pinned with hashes in
 # bench/litellm.lock (1.106.2: the newest release that resolves from this index; 1.108+ need a certifi not there).

@@ -105,7 +105,7 @@ def seed_accounts(prefix: str, n: int, *, tokens_per_account: int = 1, balance_u
     accounts = Account.objects.bulk_create([Account(kind="main", user=u, code=f"user:{u.pk}:main", balance=amount) for u in users], batch_size=5000)
     txns = Transaction.objects.bulk_create([Transaction(kind="grant", idempotency_key=f"bench-fund:{a.pk}") for a in accounts], batch_size=5000)
     source = system_account_id(SystemAccount.PROMOTIONS)
-    Entry.objects.bulk_create([e for t, a in zip(txns, accounts) for e in (Entry(transaction=t, account_id=source, amount=-amount), Entry(transaction=t, account=a, amount=amount))], batch_size=10000)
+    Entry.objects.bulk_create([e for t, a in zip(txns, accounts) for e in (Entry(transaction=t, account_id=source, amount=-amount, statement_kind="grant"), Entry(transaction=t, account=a, amount=amount, statement_kind="grant"))], batch_size=10000)
     group = TokenGroup.objects.get(name="default")
     first_key = ApiToken.objects.count()
     tokens = []

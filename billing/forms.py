@@ -1,8 +1,10 @@
 from typing import cast
 
 from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
-from billing.models import ApiToken, Generation, ModelPrice
+from billing.models import ApiToken, BudgetPeriod, Generation, ModelPrice
 from billing.selectors.tokens import groups_for_user
 from synstar.errors import SynstarError
 from synstar.money import format_usd, parse_usd
@@ -29,8 +31,21 @@ class TokenForm(forms.Form):
         "Leave it off for a token that only makes requests: a leaked key then exposes nothing else.",
     )
 
+    budget = forms.CharField(required=False, label=_("Budget (USD)"),
+                             help_text=_("Most this token may spend per period, besides the quota; empty: no budget"))
+    budget_period = forms.ChoiceField(choices=BudgetPeriod.choices, initial=BudgetPeriod.MONTH, required=False,
+                                      label=_("Budget resets every"),
+                                      help_text=_("At 00:00 in the budget time zone; weeks start on Monday"))
+    rpm_limit = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label=_("Requests per minute"),
+                                   help_text=_("Empty: no limit. Requests over it get 429 with Retry-After"))
+
     def __init__(self, *args, user, token=None, **kwargs):
         if token is not None:
+            kwargs.setdefault("initial", {}).update({
+                "budget": "" if token.budget is None else format_usd(token.budget, places=None),
+                "budget_period": token.budget_period,
+                "rpm_limit": token.rpm_limit,
+            })
             kwargs.setdefault("initial", {}).update({
                 "name": token.name,
                 "group": token.group,
@@ -43,6 +58,8 @@ class TokenForm(forms.Form):
             })
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["group"]).queryset = groups_for_user(user=user)
+        self.fields["budget_period"].help_text = _("At 00:00 %(zone)s; weeks start on Monday") % {
+            "zone": settings.TOKEN_BUDGET_TIME_ZONE}
 
     def clean_quota(self):
         raw = self.cleaned_data.get("quota", "").strip()
@@ -50,6 +67,15 @@ class TokenForm(forms.Form):
             return None
         try:
             return parse_usd(raw, allow_zero=True, field="Quota")
+        except SynstarError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    def clean_budget(self):
+        raw = (self.cleaned_data.get("budget") or "").strip()
+        if not raw:
+            return None
+        try:
+            return parse_usd(raw, allow_zero=True, field=str(_("Budget")))
         except SynstarError as exc:
             raise forms.ValidationError(exc.message) from None
 
@@ -69,6 +95,9 @@ class TokenForm(forms.Form):
             "allowed_models": [m.name for m in d.get("allowed_models") or []],
             "allowed_ips": [line for line in (d.get("allowed_ips") or "").splitlines() if line.strip()],
             "can_read_account": bool(d.get("can_read_account")),
+            "budget": d.get("budget"),
+            "budget_period": d.get("budget_period") or BudgetPeriod.MONTH,
+            "rpm_limit": d.get("rpm_limit"),
         }
 
 

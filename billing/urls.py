@@ -15,6 +15,7 @@ console_urlpatterns = [
     path("tokens/<int:token_id>/toggle/", token_views.token_toggle, name="token-toggle"),
     path("tokens/<int:token_id>/delete/", token_views.token_remove, name="token-delete"),
     path("usage/", metering_views.usage_page, name="usage"),
+    path("usage/<str:public_id>/", metering_views.generation_page, name="generation"),
     path("pricing/", catalog_views.pricing_page, name="pricing"),
 ]
 

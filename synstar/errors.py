@@ -140,7 +140,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         error = _drf_error(exc)
         return Response(error.as_dict(), status=error.status, headers=headers)
     if isinstance(exc, SynstarError):
-        return Response(exc.as_dict(), status=exc.status)
+        return Response(exc.as_dict(), status=exc.status, headers=getattr(exc, "headers", None))
     return None
 
 

@@ -155,6 +155,15 @@ METERING_MIN_HOLD_USD = env("METERING_MIN_HOLD_USD", default="0.001")
 METERING_SETTLE_BATCH_WINDOW_MS = env.int("METERING_SETTLE_BATCH_WINDOW_MS", default=1000)
 # A report not settled after this long (its task was lost) is settled by the sweeper.
 METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default=30)
+# Alerts and budgets (h-alerts). Token budgets (day/week/month) reset at 00:00 in this zone.
+TOKEN_BUDGET_TIME_ZONE = env("TOKEN_BUDGET_TIME_ZONE", default="UTC")
+# Low-balance alert: the default threshold in USD for users who set none ("0" turns the default off).
+LOW_BALANCE_THRESHOLD_USD = env("LOW_BALANCE_THRESHOLD_USD", default="5")
+# Customer webhooks: timeout per delivery attempt, attempts before a delivery is marked failed, and whether
+# URLs may point at private or loopback addresses (only for development and tests).
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+ALERT_WEBHOOK_MAX_ATTEMPTS = env.int("ALERT_WEBHOOK_MAX_ATTEMPTS", default=8)
+ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
 # The relay (billing/relay, the OpenAI-compatible API).
 # Threads running the relay's database work (each keeps one connection): size with PostgreSQL's max_connections.
 RELAY_DB_THREADS = env.int("RELAY_DB_THREADS", default=16)
@@ -173,10 +182,21 @@ RELAY_TRUST_X_FORWARDED_FOR = env.bool("RELAY_TRUST_X_FORWARDED_FOR", default=en
 TOPUP_PRESETS_USD = env.list("TOPUP_PRESETS_USD", default=["5", "10", "20", "50", "100", "200", "500", "1000"])
 TOPUP_MIN_USD = env("TOPUP_MIN_USD", default="1")
 TOPUP_MAX_USD = env("TOPUP_MAX_USD", default="10000")
+# Auto top-up (a saved Stripe card): the most it may charge a user per UTC day, and each user's default cap.
+AUTOTOPUP_DAILY_CAP_USD = env("AUTOTOPUP_DAILY_CAP_USD", default="500")
 # Orders left Pending/Paid longer than this are looked up at the provider by the reconciliation task.
 ORDER_RECONCILE_AFTER_SECONDS = env.int("ORDER_RECONCILE_AFTER_SECONDS", default=600)
 # Admin refunds still pending this long after their intent was recorded are asked of the provider again.
 REFUND_RESUME_AFTER_SECONDS = env.int("REFUND_RESUME_AFTER_SECONDS", default=120)
+# Receipts, invoices and refund requests (issue 13): our details printed on every receipt, invoice and
+# credit note; invoice numbers are the prefix and a gap-free sequence; the refund target shown to users.
+COMPANY_NAME = env("COMPANY_NAME", default="SynStar")
+COMPANY_ADDRESS = env("COMPANY_ADDRESS", default="")
+COMPANY_TAX_ID = env("COMPANY_TAX_ID", default="")
+COMPANY_EMAIL = env("COMPANY_EMAIL", default="billing@synstar.local")
+INVOICE_NUMBER_PREFIX = env("INVOICE_NUMBER_PREFIX", default="INV-")
+CREDIT_NOTE_NUMBER_PREFIX = env("CREDIT_NOTE_NUMBER_PREFIX", default="CN-")
+REFUND_TARGET_BUSINESS_DAYS = env.int("REFUND_TARGET_BUSINESS_DAYS", default=3)
 # Each open order is looked up again after a back-off that doubles from BACKOFF up to BACKOFF_MAX, so every
 # open order is checked at least once per BACKOFF_MAX; after its checkout lifetime (Stripe Checkout
 # Sessions expire after 24 hours; Airwallex intents get the same) an unpaid order is closed as Cancelled.
@@ -292,8 +312,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "wallet.tasks.refunds_resume_task",
         "schedule": timedelta(seconds=env.int("REFUND_RESUME_EVERY_SECONDS", default=60)),
     },
+    "autotopups-resume": {  # auto top-up charges whose Stripe call was cut off: asked again with the same key
+        "task": "wallet.tasks.autotopups_resume_task",
+        "schedule": timedelta(seconds=60),
+    },
     "webhooks-retry": {
         "task": "wallet.tasks.webhooks_retry_task",
+        "schedule": timedelta(seconds=env.int("WEBHOOK_RETRY_EVERY_SECONDS", default=60)),
+    },
+    "alert-webhooks-requeue": {
+        "task": "wallet.tasks.webhook_deliveries_requeue_task",
         "schedule": timedelta(seconds=env.int("WEBHOOK_RETRY_EVERY_SECONDS", default=60)),
     },
     "relay-tasks-poll": {

@@ -79,6 +79,9 @@ WRITES = [
     ("POST", "/api/v1/tokens", {"name": "minted", "can_read_account": True}, 201),
     ("PATCH", "/api/v1/tokens/SPARE", {"name": "renamed", "can_read_account": True}, 200),
     ("DELETE", "/api/v1/tokens/SPARE", None, 204),
+    ("GET", "/api/v1/invoice-requests", None, 200),
+    ("GET", "/api/v1/refund-requests", None, 200),
+    ("POST", "/api/v1/refund-requests", {"order": "none", "reason": "x"}, 404),
 ]
 
 

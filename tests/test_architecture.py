@@ -22,8 +22,16 @@ FORBIDDEN = {
 ALLOWED_LOCAL_IMPORTS = {
     ("wallet/services/webhooks.py", "wallet.tasks"): "the task module calls this service",
     ("billing/services/metering/__init__.py", "billing.tasks"): "the task module calls this service",
+    ("wallet/services/autotopup.py", "wallet.tasks"): "the task module calls this service",
+    ("wallet/apps.py", "wallet.services.autotopup"): "AppConfig.ready: models are not loaded at import time",
+    ("wallet/apps.py", "wallet.services.topups"): "AppConfig.ready: models are not loaded at import time",
     ("referrals/apps.py", "referrals.services"): "AppConfig.ready: models are not loaded at import time",
     ("referrals/apps.py", "wallet.services.topups"): "AppConfig.ready: models are not loaded at import time",
+    ("wallet/apps.py", "wallet.services.invoices"): "AppConfig.ready: models are not loaded at import time",
+    ("wallet/apps.py", "wallet.services.alerts"): "AppConfig.ready: models are not loaded at import time",
+    ("wallet/services/alerts.py", "wallet.tasks"): "the task module calls this service",
+    ("billing/apps.py", "billing.selectors.usage"): "AppConfig.ready: models are not loaded at import time",
+    ("billing/apps.py", "wallet.selectors.history"): "AppConfig.ready: models are not loaded at import time",
 }
 
 

@@ -9,7 +9,10 @@ from drf_spectacular.drainage import GENERATOR_STATS
 from openapi_core import OpenAPI
 from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
 
+from synstar.money import usd
 from tests.api_world import gateway_call, hold, make_world
+from tests.fakes.providers import FakeStripe
+from wallet.services.topups import order_complete, order_create
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +78,7 @@ class Checker:
         return {(m.upper(), p) for p, item in self.schema["paths"].items() for m in item}
 
 
-def test_real_responses_of_every_operation_match_the_schema(client):
+def test_real_responses_of_every_operation_match_the_schema(client, settings):
     world = make_world(client)
     check = Checker(client)
     sk = lambda token: {"HTTP_AUTHORIZATION": f"Bearer {token.raw_key}"}  # noqa: E731
@@ -137,6 +140,35 @@ def test_real_responses_of_every_operation_match_the_schema(client):
     check(client.delete(f"/api/v1/tokens/{created['id']}"), 204)
     check(client.delete(f"/api/v1/tokens/{created['id']}"), 404)
     check(client.get("/api/v1/key"), 403)
+    # Invoice and refund requests, over a completed top-up of the user's.
+    order = order_create(user=world.user, amount=usd("10"), method_code="stripe_card")
+    order_complete(order_id=order.pk, amount_cents=1000, currency="usd")
+    check(client.post("/api/v1/invoice-requests", {"company_name": "ACME", "tax_id": "X1", "orders": [order.order_no],
+                                                   "delivery": "email"}, content_type="application/json"), 201)
+    check(client.get("/api/v1/invoice-requests"), 200)
+    check(client.post("/api/v1/refund-requests", {"order": order.order_no, "reason": "not needed"}, content_type="application/json"), 201)
+    check(client.post("/api/v1/refund-requests", {"order": order.order_no, "reason": "again"}, content_type="application/json"), 409)
+    check(client.get("/api/v1/refund-requests"), 200)
+    # Alerts (h-alerts).
+    check(client.get("/api/v1/alerts"), 200)
+    check(client.post("/api/v1/alerts/test", content_type="application/json"), 400)  # no webhook yet
+    alerts = check(client.patch("/api/v1/alerts", {"threshold": "2.50", "webhook_url": "https://hooks.example.com/x"},
+                                content_type="application/json"), 200)
+    assert alerts["webhook_secret"].startswith("whsec_")
+    check(client.patch("/api/v1/alerts", {"threshold": None}, content_type="application/json"), 200)
+    check(client.patch("/api/v1/alerts", {"threshold": "-1"}, content_type="application/json"), 400, check_request=False)
+    check(client.post("/api/v1/alerts/test", content_type="application/json"), 202)
+    check(client.get("/api/v1/alerts/deliveries"), 200)
+    check(client.get("/api/v1/autotopup"), 200)
+    rule = {"enabled": False, "threshold": "5", "amount": "20", "daily_cap": "100"}
+    check(client.patch("/api/v1/autotopup", rule, content_type="application/json"), 200)
+    check(client.patch("/api/v1/autotopup", {**rule, "enabled": True}, content_type="application/json"), 400)  # no card
+    stripe = FakeStripe()  # saving a card needs Stripe: its stand-in
+    settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE = stripe.api_key, stripe.url
+    try:
+        check(client.post("/api/v1/autotopup/card", content_type="application/json"), 201)
+    finally:
+        stripe.close()
 
     missing = check.operations() - check.covered
     assert missing == set(), f"operations no real response was checked for: {sorted(missing)}"

@@ -1,12 +1,14 @@
 """API: users' API tokens (session), and the calling token's own settings."""
 
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.auth import api_token
-from billing.models import TokenGroup
+from billing.models import BudgetPeriod, TokenGroup
+from billing.selectors.budgets import token_budget
 from billing.selectors.tokens import tokens_for_user
 from billing.services.tokens import token_create, token_delete, token_update
 from synstar.api import IsApiToken, IsSession, MoneyField
@@ -30,6 +32,9 @@ class TokenOutputSerializer(serializers.Serializer):
     allowed_ips = serializers.ListField(child=serializers.CharField())
     created_at = serializers.DateTimeField()
     last_used_at = serializers.DateTimeField(allow_null=True)
+    budget = MoneyField(allow_null=True, help_text="USD per budget period; null when the token has no budget")
+    budget_period = serializers.ChoiceField(choices=BudgetPeriod.choices, help_text="day, week or month")
+    rpm_limit = serializers.IntegerField(allow_null=True, help_text="Requests per minute; null for no limit")
 
     def get_unlimited(self, obj) -> bool:
         return obj.quota is None
@@ -38,6 +43,8 @@ class TokenOutputSerializer(serializers.Serializer):
         data = super().to_representation(instance)
         if instance.quota is None:
             data["quota"] = None
+        if instance.budget is None:
+            data["budget"] = None
         return data
 
 
@@ -53,6 +60,12 @@ class TokenInputSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True, required=False)
     allowed_models = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
     allowed_ips = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=200)
+    budget = MoneyField(allow_null=True, allow_zero=True, required=False,
+                        help_text="USD per budget period (besides the quota); null for none")
+    budget_period = serializers.ChoiceField(choices=BudgetPeriod.choices, required=False,
+                                            help_text="When the budget resets: day, week or month (default month)")
+    rpm_limit = serializers.IntegerField(min_value=1, max_value=1_000_000, allow_null=True, required=False,
+                                         help_text="Requests per minute; null for no limit")
 
     def validate_group(self, value: str) -> TokenGroup:
         group = TokenGroup.objects.filter(name=value).first()
@@ -85,6 +98,9 @@ class TokenListApi(APIView):
             allowed_models=d.get("allowed_models"),
             allowed_ips=d.get("allowed_ips"),
             can_read_account=d.get("can_read_account", False),
+            budget=d.get("budget"),
+            budget_period=d.get("budget_period", BudgetPeriod.MONTH),
+            rpm_limit=d.get("rpm_limit"),
         )
         if d.get("is_enabled") is False:
             token = token_update(token_id=token.pk, user=request.user, is_enabled=False)
@@ -110,19 +126,40 @@ class TokenDetailApi(APIView):
 
 
 class KeyApi(APIView):
-    """The calling sk- token's own settings, limits and usage."""
+    """The calling sk- token's own settings, limits and usage (like OpenRouter's GET /api/v1/key): the
+    lifetime quota, the budget of the current period and when it resets, the requests-per-minute limit."""
 
     permission_classes = [IsApiToken]
 
     class OutputSerializer(TokenOutputSerializer):
         remaining = MoneyField(allow_null=True, help_text="quota - used - held; null when unlimited")
+        period_start = serializers.DateTimeField(source="budget_state.period_start",
+                                                 help_text="Start of the current budget period")
+        period_used = MoneyField(source="budget_state.period_used", help_text="Settled in the current period")
+        budget_remaining = MoneyField(allow_null=True, source="budget_state.remaining",
+                                      help_text="budget - period used - held; null without a budget")
+        next_reset = serializers.DateTimeField(source="budget_state.resets_at",
+                                               help_text="When the budget period resets (00:00 in the budget zone)")
+        rate_limit = serializers.SerializerMethodField()
+
+        @extend_schema_field({
+            "type": "object", "nullable": True, "required": ["requests", "interval"],
+            "properties": {"requests": {"type": "integer"}, "interval": {"type": "string", "description": "Always '1m'"}},
+        })
+        def get_rate_limit(self, obj) -> dict | None:
+            return None if obj.rpm_limit is None else {"requests": obj.rpm_limit, "interval": "1m"}
 
         def to_representation(self, instance):
             data = super().to_representation(instance)
             if instance.quota is None:
                 data["remaining"] = None
+            if instance.budget is None:
+                data["budget_remaining"] = None
             return data
 
-    @extend_schema(responses=OutputSerializer, summary="The calling API token: limits and usage")
+    @extend_schema(responses=OutputSerializer, summary="The calling API token: limits, usage and the next budget reset")
     def get(self, request):
-        return Response(self.OutputSerializer(api_token(request)).data)
+        token = api_token(request)
+        assert token is not None  # IsApiToken
+        token.budget_state = token_budget(token=token, now=timezone.now())  # type: ignore[attr-defined]
+        return Response(self.OutputSerializer(token).data)

@@ -3,8 +3,10 @@
 from billing.models.catalog import BillingTier, ModelPrice, TierModelRate
 from billing.models.channels import Channel, ChannelEvent, ChannelModel, RelayTask
 from billing.models.metering import Generation
-from billing.models.tokens import ApiToken, GatewayKey, TokenGroup
+from billing.models.tokens import ApiToken, BudgetPeriod, GatewayKey, TokenGroup
+from billing.models.usage import UsageDay
 
 __all__ = [
-    "ApiToken", "BillingTier", "Channel", "ChannelEvent", "ChannelModel", "RelayTask", "GatewayKey", "Generation", "ModelPrice", "TierModelRate", "TokenGroup",
+    "ApiToken", "BillingTier", "BudgetPeriod", "Channel", "ChannelEvent", "ChannelModel", "RelayTask", "GatewayKey", "Generation", "ModelPrice", "TierModelRate", "TokenGroup",
+    "UsageDay",
 ]

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from billing.models.catalog import BillingTier
 
@@ -23,6 +24,13 @@ class TokenGroup(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class BudgetPeriod(models.TextChoices):
+    # The values are PostgreSQL date_trunc units: the SQL computes the period's start from them.
+    DAY = "day", _("day")
+    WEEK = "week", _("week")
+    MONTH = "month", _("month")
 
 
 class ApiToken(models.Model):
@@ -46,10 +54,25 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Budget per period (besides the lifetime quota): enforced by the hold's conditional UPDATE, rolled
+    # over (period_used back to 0) by settlement when a new period began (billing/selectors/budgets.py).
+    budget = models.BigIntegerField(null=True, blank=True, help_text=_("nanos per period; blank means no budget"))
+    budget_period = models.CharField(max_length=5, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTH)
+    period_start = models.DateTimeField(null=True, blank=True, help_text=_("Start of the period period_used counts"))
+    period_used = models.BigIntegerField(default=0, help_text=_("nanos settled in the current period"))
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text=_("Requests per minute; blank: no limit"))
+    # Alerts sent (80 or 100 percent), compare-and-swapped so each is sent once (per period for budgets).
+    alert_quota_level = models.PositiveSmallIntegerField(default=0)
+    alert_budget_level = models.PositiveSmallIntegerField(default=0)
+    alert_budget_period = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
+            models.CheckConstraint(
+                condition=(Q(budget__isnull=True) | Q(budget__gte=0)) & Q(period_used__gte=0),
+                name="billing_token_budget_nonnegative",
+            ),
             models.CheckConstraint(condition=Q(used__gte=0) & Q(held__gte=0), name="billing_token_used_held_nonnegative"),
             models.CheckConstraint(
                 condition=Q(quota__isnull=True) | Q(quota__gte=0), name="billing_token_quota_nonnegative"

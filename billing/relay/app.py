@@ -243,7 +243,7 @@ def endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
             try:
                 response = await handler(request)
             except SynstarError as exc:
-                response = error_response(exc)
+                response = error_response(exc, headers=getattr(exc, "headers", None))
             except ClientDisconnect:  # the client left before its request was read: nothing was held
                 response = Response(status_code=499)
             except Exception:

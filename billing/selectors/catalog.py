@@ -69,3 +69,8 @@ def price_display(snapshot: dict, rate: Decimal) -> dict:
     if snapshot["minimum_charge"]:
         out["minimum_charge"] = money(snapshot["minimum_charge"])
     return out
+
+
+def model_names() -> list[str]:
+    """Every model id in the catalog (active or not), for allow-list choices."""
+    return list(ModelPrice.objects.order_by("name").values_list("name", flat=True))

@@ -15,8 +15,9 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from billing.models import ApiToken, GatewayKey, ModelPrice, TokenGroup
+from billing.models import ApiToken, BudgetPeriod, GatewayKey, ModelPrice, TokenGroup
 from billing.selectors.tokens import group_allowed
 from synstar.db import atomic_with_retry
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -93,6 +94,9 @@ def token_create(
     allowed_models: list[str] | None = None,
     allowed_ips: list[str] | None = None,
     can_read_account: bool = False,
+    budget: int | None = None,
+    budget_period: str = BudgetPeriod.MONTH,
+    rpm_limit: int | None = None,
 ) -> tuple[ApiToken, str]:
     """A new API token; returns it with the raw `sk-` key, which is never stored or shown again.
 
@@ -106,6 +110,7 @@ def token_create(
         raise InvalidRequest("The quota must not be negative.", code="invalid_quota")
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidRequest("The expiry must be in the future.", code="invalid_expiry")
+    _check_limits(budget=budget, budget_period=budget_period, rpm_limit=rpm_limit)
     raw = key_generate("sk")
     token = ApiToken.objects.create(
         user=user,
@@ -118,8 +123,20 @@ def token_create(
         allowed_models=_clean_models(allowed_models),
         allowed_ips=_clean_ips(allowed_ips),
         can_read_account=bool(can_read_account),
+        budget=budget,
+        budget_period=budget_period,
+        rpm_limit=rpm_limit or None,
     )
     return token, raw
+
+
+def _check_limits(*, budget, budget_period, rpm_limit) -> None:
+    if budget is not None and budget < 0:
+        raise InvalidRequest(_("The budget must not be negative."), code="invalid_budget")
+    if budget_period not in BudgetPeriod.values:
+        raise InvalidRequest(_("The budget period must be day, week or month."), code="invalid_budget_period")
+    if rpm_limit is not None and not (0 <= rpm_limit <= 1_000_000):
+        raise InvalidRequest(_("Requests per minute must be between 1 and 1,000,000."), code="invalid_rpm_limit")
 
 
 _UNSET = object()
@@ -138,8 +155,12 @@ def token_update(
     allowed_models=_UNSET,
     allowed_ips=_UNSET,
     can_read_account=_UNSET,
+    budget=_UNSET,
+    budget_period=_UNSET,
+    rpm_limit=_UNSET,
 ) -> ApiToken:
-    """Change a token's settings. A quota below what is already used (or held) is refused."""
+    """Change a token's settings. A quota below what is already used (or held) is refused. A new budget
+    period starts counting from zero; a changed quota or budget re-arms its 80% / 100% alerts."""
     token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user, deleted_at__isnull=True).first()
     if token is None:
         raise NotFound("No such API token.", code="token_not_found")
@@ -158,7 +179,19 @@ def token_update(
                 f"(${format_usd(token.used + token.held, places=None)}, including in-flight requests).",
                 code="quota_below_used",
             )
+        if quota != token.quota:
+            token.alert_quota_level = 0
         token.quota = quota
+    if budget is not _UNSET or budget_period is not _UNSET or rpm_limit is not _UNSET:
+        new_budget = token.budget if budget is _UNSET else budget
+        new_period = token.budget_period if budget_period is _UNSET else budget_period
+        new_rpm = token.rpm_limit if rpm_limit is _UNSET else rpm_limit
+        _check_limits(budget=new_budget, budget_period=new_period, rpm_limit=new_rpm)
+        if new_period != token.budget_period:
+            token.period_start, token.period_used = None, 0
+        if new_period != token.budget_period or new_budget != token.budget:
+            token.alert_budget_level, token.alert_budget_period = 0, None
+        token.budget, token.budget_period, token.rpm_limit = new_budget, new_period, new_rpm or None
     if is_enabled is not _UNSET:
         token.is_enabled = bool(is_enabled)
     if expires_at is not _UNSET:

@@ -1,11 +1,13 @@
 """Console page: usage records (and their CSV export)."""
 
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import render
 
 from billing.apis.metering import usage_csv_response
 from billing.forms import UsageFilterForm
-from billing.selectors.metering import UsageFilters, usage_records
+from billing.selectors.catalog import price_display
+from billing.selectors.metering import UsageFilters, generation_for_user, usage_records
 
 PAGE_SIZE = 50
 
@@ -51,3 +53,13 @@ def _all_records(user, filters):
         if len(page) < 1000:
             return
         before = page[-1].pk
+
+
+@login_required
+def generation_page(request, public_id: str):
+    """One request's billing detail (the generation lookup, as a page): the user's own only, else 404."""
+    generation = generation_for_user(user=request.user, public_id=public_id)
+    if generation is None:
+        raise Http404("No such request.")
+    context = {"g": generation, "price": price_display(generation.price_snapshot, generation.rate)}
+    return render(request, "console/generation.html", context)

@@ -1,4 +1,5 @@
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from synstar.accounts.selectors import account_policy_for
 
@@ -11,6 +12,7 @@ NAVIGATION = [
     ("tokens", "API tokens", "console:tokens"),
     ("usage", "Usage records", "console:usage"),
     ("pricing", "Pricing", "console:pricing"),
+    ("alerts", _("Alerts"), "console:alerts"),
     ("settings", "Settings", "console:settings"),
 ]
 

@@ -148,11 +148,15 @@ def test_admin_shows_and_edits_the_default_maximum_output(client, catalog, admin
     assert "16,384" in client.get(reverse("admin:billing_modelprice_changelist")).content.decode()
     url = reverse("admin:billing_modelprice_change", args=[model.pk])
     form = client.get(url).context["adminform"].form
-    data = {name: ("" if value is None else value) for name, value in form.initial.items() if name in form.fields}
+    # What the browser sends back: each field as the form renders it (prices as dollars).
+    rendered = {name: form[name].value() for name in form.fields}
+    data = {name: ("" if value is None else value) for name, value in rendered.items()}
     data = {k: v for k, v in data.items() if v is not False}
     response = client.post(url, {**data, "default_max_output_tokens": "32000"})
     assert response.status_code == 302
-    assert ModelPrice.objects.get(pk=model.pk).default_max_output_tokens == 32_000
+    saved = ModelPrice.objects.get(pk=model.pk)
+    assert saved.default_max_output_tokens == 32_000
+    assert (saved.input_per_million, saved.output_per_million) == (model.input_per_million, model.output_per_million)
     data["default_max_output_tokens"] = "0"
     assert client.post(url, data).status_code == 200  # refused by the form: at least 1
     assert ModelPrice.objects.get(pk=model.pk).default_max_output_tokens == 32_000

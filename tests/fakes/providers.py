@@ -57,7 +57,11 @@ class _Server:
                 for prefix, (status, body) in server.failures.items():
                     if self.path.startswith(prefix):
                         return self._reply(status, body)
-                self._reply(*server.route(method, self.path, raw, self.headers))
+                answer = server.route(method, self.path, raw, self.headers)
+                if answer is None:  # the answer is lost on the way: the connection closes without one
+                    self.close_connection = True
+                    return None
+                self._reply(*answer)
 
             def do_GET(self):
                 self._handle("GET", "")
@@ -79,6 +83,16 @@ class FakeStripe(_Server):
         self.idempotent: dict[str, dict] = {}
         self.refuse_refunds = False
         self.on_refund = None  # called with the refund object before Stripe answers the refund request
+        # Saved cards and off-session charges (auto top-up).
+        self.customers: dict[str, dict] = {}
+        self.setup_intents: dict[str, dict] = {}
+        self.payment_methods: dict[str, dict] = {}
+        self.payment_intents: dict[str, dict] = {}
+        self.card_outcomes: dict[str, str] = {}  # payment method -> succeeded | card_declined | authentication_required | processing
+        self.replies: dict[str, tuple[str, str, tuple]] = {}  # Idempotency-Key -> (path, body, answer): Stripe replays them
+        self.on_payment_intent = None  # called with the new PaymentIntent before Stripe answers the create request
+        self.drop_charge_answers = 0  # this many answers to POST /v1/payment_intents are lost (connection closed)
+        self.lock = threading.Lock()
         super().__init__()
 
     @staticmethod
@@ -112,6 +126,10 @@ class FakeStripe(_Server):
     def route(self, method, path, raw, headers):
         if headers.get("Authorization") != f"Bearer {self.api_key}":
             return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
+        path, _, query = path.partition("?")
+        if path.startswith(("/v1/customers", "/v1/setup_intents", "/v1/payment_intents", "/v1/payment_methods")) or (
+                path == "/v1/checkout/sessions" and "mode=setup" in raw):
+            return self._saved_cards(method, path, raw, query, headers)
         if method == "POST" and path == "/v1/checkout/sessions":
             form = {k: v[0] for k, v in parse_qs(raw).items()}
             sid = f"cs_test_{secrets.token_hex(12)}"
@@ -162,6 +180,170 @@ class FakeStripe(_Server):
                 self.on_refund(self.refund_objects[refund["id"]])  # e.g. deliver the echo while the caller waits
             return 200, refund
         return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: {path})"}}
+
+    # --- saved cards and off-session charges ------------------------------------------------------------
+
+    @staticmethod
+    def _not_found(kind: str, oid: str):
+        return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "id",
+                               "message": f"No such {kind}: '{oid}'"}}
+
+    def _saved_cards(self, method, path, raw, query, headers):
+        form = {k: v[0] for k, v in parse_qs(raw).items()}
+        key = headers.get("Idempotency-Key")
+        if method == "POST" and key:
+            with self.lock:
+                if key in self.replies:
+                    first_path, first_raw, answer = self.replies[key]
+                    if (first_path, first_raw) != (path, raw):
+                        return 400, {"error": {"type": "idempotency_error", "message": (
+                            f"Keys for idempotent requests can only be used with the same parameters they were first used with. "
+                            f"Try using a key other than '{key}' if you meant to execute a different request.")}}
+                    return self._maybe_drop(path, answer)
+                answer = self._saved_cards_write(path, form)
+                self.replies[key] = (path, raw, answer)
+            return self._maybe_drop(path, answer)
+        if method == "POST":
+            with self.lock:
+                return self._saved_cards_write(path, form)
+        parts = path.split("/")
+        if path.startswith("/v1/setup_intents/") and len(parts) == 4:
+            intent = self.setup_intents.get(parts[3])
+            if intent is None:
+                return self._not_found("setup_intent", parts[3])
+            if "payment_method" in parse_qs(query).get("expand[0]", []) and intent["payment_method"]:
+                return 200, {**intent, "payment_method": self.payment_methods[intent["payment_method"]]}
+            return 200, intent
+        if path.startswith("/v1/payment_intents/") and len(parts) == 4:
+            intent = self.payment_intents.get(parts[3])
+            return (200, intent) if intent else self._not_found("payment_intent", parts[3])
+        if path.startswith("/v1/customers/") and len(parts) == 4:
+            customer = self.customers.get(parts[3])
+            return (200, customer) if customer else self._not_found("customer", parts[3])
+        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: {path})"}}
+
+    def _maybe_drop(self, path, answer):
+        if path == "/v1/payment_intents" and self.drop_charge_answers > 0:
+            self.drop_charge_answers -= 1
+            return None
+        return answer
+
+    def _saved_cards_write(self, path, form):
+        parts = path.split("/")
+        if path == "/v1/customers":
+            cid = f"cus_{secrets.token_hex(7)}"
+            self.customers[cid] = {
+                "id": cid, "object": "customer", "address": None, "balance": 0, "created": int(time.time()), "currency": None,
+                "default_source": None, "delinquent": False, "description": None, "discount": None, "email": form.get("email"),
+                "invoice_prefix": secrets.token_hex(4).upper(), "livemode": False, "name": None, "phone": None,
+                "invoice_settings": {"custom_fields": None, "default_payment_method": None, "footer": None, "rendering_options": None},
+                "metadata": {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")},
+                "next_invoice_sequence": 1, "preferred_locales": [], "shipping": None, "tax_exempt": "none", "test_clock": None,
+            }
+            return 200, self.customers[cid]
+        if path == "/v1/checkout/sessions":  # mode=setup
+            if form.get("customer") not in self.customers:
+                return self._not_found("customer", form.get("customer", ""))
+            sid = f"cs_test_{secrets.token_hex(12)}"
+            self.sessions[sid] = {
+                "id": sid, "object": "checkout.session", "url": f"https://checkout.stripe.test/c/pay/{sid}",
+                "status": "open", "payment_status": "no_payment_required", "mode": "setup", "amount_total": None,
+                "amount_subtotal": None, "currency": None, "customer": form["customer"], "customer_creation": None,
+                "client_reference_id": form.get("client_reference_id"),
+                "metadata": {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")},
+                "payment_method_types": [form.get("payment_method_types[0]")], "payment_intent": None, "setup_intent": None,
+                "success_url": form.get("success_url"), "cancel_url": form.get("cancel_url"), "livemode": False,
+                "created": int(time.time()), "expires_at": int(time.time()) + 86400, "subscription": None, "invoice": None,
+            }
+            return 200, self.sessions[sid]
+        if path.startswith("/v1/payment_methods/") and path.endswith("/detach"):
+            pm = self.payment_methods.get(parts[3])
+            if pm is None:
+                return self._not_found("payment_method", parts[3])
+            pm["customer"] = None
+            return 200, pm
+        if path.startswith("/v1/payment_intents/") and path.endswith("/cancel"):
+            intent = self.payment_intents.get(parts[3])
+            if intent is None:
+                return self._not_found("payment_intent", parts[3])
+            if intent["status"] in ("succeeded", "canceled"):
+                return 400, {"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+                                       "message": f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}."}}
+            intent.update(status="canceled", canceled_at=int(time.time()), cancellation_reason="requested_by_customer")
+            return 200, intent
+        if path == "/v1/payment_intents":
+            return self._charge(form)
+        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL (POST: {path})"}}
+
+    def _charge(self, form):
+        """POST /v1/payment_intents with confirm=true and off_session=true: charge a saved card now."""
+        pm = self.payment_methods.get(form.get("payment_method", ""))
+        if pm is None or pm["customer"] != form.get("customer"):
+            return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "payment_method",
+                                   "message": f"No such PaymentMethod: '{form.get('payment_method')}'"}}
+        assert form.get("confirm") == "true" and form.get("off_session") == "true", form
+        pid = f"pi_{secrets.token_hex(12)}"
+        outcome = self.card_outcomes.get(pm["id"], "succeeded")
+        amount = int(form["amount"])
+        intent = {
+            "id": pid, "object": "payment_intent", "amount": amount, "amount_capturable": 0, "amount_details": {"tip": {}},
+            "amount_received": amount if outcome == "succeeded" else 0, "application": None, "application_fee_amount": None,
+            "automatic_payment_methods": None, "canceled_at": None, "cancellation_reason": None, "capture_method": "automatic",
+            "client_secret": f"{pid}_secret_{secrets.token_hex(12)}", "confirmation_method": "automatic",
+            "created": int(time.time()), "currency": form["currency"], "customer": form["customer"],
+            "description": form.get("description"), "last_payment_error": None,
+            "latest_charge": self.charge_id(pid) if outcome in ("succeeded", "card_declined", "authentication_required") else None,
+            "livemode": False, "metadata": {k[len("metadata["):-1]: v for k, v in form.items() if k.startswith("metadata[")},
+            "next_action": None, "on_behalf_of": None, "payment_method": pm["id"], "payment_method_options": {"card": {}},
+            "payment_method_types": ["card"], "processing": None, "receipt_email": None, "review": None,
+            "setup_future_usage": None, "shipping": None, "statement_descriptor": None, "statement_descriptor_suffix": None,
+            "status": {"succeeded": "succeeded", "processing": "processing"}.get(outcome, "requires_payment_method"),
+            "transfer_data": None, "transfer_group": None,
+        }
+        self.payment_intents[pid] = intent
+        if self.on_payment_intent is not None:
+            self.on_payment_intent(intent)
+        if outcome in ("succeeded", "processing"):
+            return 200, intent
+        # A decline, or the bank asking for authentication (3-D Secure) that cannot happen off-session: Stripe
+        # answers 402 with a card_error that carries the PaymentIntent (now requires_payment_method).
+        messages = {"card_declined": ("Your card has insufficient funds.", "insufficient_funds"),
+                    "authentication_required": ("Your card was declined. This transaction requires authentication.",
+                                                "authentication_required"),
+                    "expired_card": ("Your card has expired.", None)}
+        message, decline_code = messages[outcome]
+        error = {"code": outcome, "decline_code": decline_code, "doc_url": f"https://stripe.com/docs/error-codes/{outcome.replace('_', '-')}",
+                 "message": message, "payment_method": pm, "type": "card_error", "charge": intent["latest_charge"]}
+        intent["last_payment_error"] = {k: v for k, v in error.items() if k != "charge"}
+        return 402, {"error": {**error, "payment_intent": intent,
+                               "request_log_url": f"https://dashboard.stripe.com/test/logs/req_{secrets.token_hex(7)}"}}
+
+    def complete_setup(self, session_id: str, *, brand: str = "visa", last4: str = "4242", exp_month: int = 12, exp_year: int = 2034) -> dict:
+        """What happens at Stripe when the user enters a card on the setup page: a PaymentMethod attached to
+        the customer, a succeeded SetupIntent (usage off_session), and the session complete."""
+        session = self.sessions[session_id]
+        pm_id, seti_id = f"pm_{secrets.token_hex(12)}", f"seti_{secrets.token_hex(12)}"
+        self.payment_methods[pm_id] = {
+            "id": pm_id, "object": "payment_method", "allow_redisplay": "unspecified", "type": "card",
+            "billing_details": {"address": {"city": None, "country": "US", "line1": None, "line2": None, "postal_code": "94102",
+                                            "state": None}, "email": None, "name": "Jenny Rosen", "phone": None},
+            "card": {"brand": brand, "checks": {"address_line1_check": None, "address_postal_code_check": "pass", "cvc_check": "pass"},
+                     "country": "US", "display_brand": brand, "exp_month": exp_month, "exp_year": exp_year,
+                     "fingerprint": secrets.token_hex(8), "funding": "credit", "last4": last4,
+                     "networks": {"available": [brand], "preferred": None}, "three_d_secure_usage": {"supported": True}, "wallet": None},
+            "created": int(time.time()), "customer": session["customer"], "livemode": False, "metadata": {},
+        }
+        self.setup_intents[seti_id] = {
+            "id": seti_id, "object": "setup_intent", "application": None, "automatic_payment_methods": None,
+            "cancellation_reason": None, "client_secret": f"{seti_id}_secret_{secrets.token_hex(12)}", "created": int(time.time()),
+            "customer": session["customer"], "description": None, "flow_directions": None, "last_setup_error": None,
+            "latest_attempt": f"setatt_{secrets.token_hex(12)}", "livemode": False, "mandate": None,
+            "metadata": {}, "next_action": None, "on_behalf_of": None, "payment_method": pm_id,
+            "payment_method_options": {"card": {"request_three_d_secure": "automatic"}}, "payment_method_types": ["card"],
+            "single_use_mandate": None, "status": "succeeded", "usage": "off_session",
+        }
+        session.update(status="complete", setup_intent=seti_id)
+        return session
 
     def pay(self, session_id: str) -> dict:
         """What happens at Stripe when the customer pays: the session completes."""

@@ -188,24 +188,41 @@ def test_redemption_api_and_console(client, admin_user):
 
 @pytest.mark.django_db
 def test_admin_generates_a_batch_and_downloads_the_csv_once(client, admin_user):
-    client.force_login(admin_user)
-    response = client.post("/admin/wallet/codebatch/add/", {
-        "campaign": "black-friday", "value_usd": "10", "count": "25", "max_uses": "1", "per_account_limit": "1",
-        "is_promotional": "on", "allowed_countries": "[]",
-    })
-    assert response.status_code == 200 and response["Content-Type"] == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
-    assert len(rows) == 25 and rows[0]["value_usd"] == "10.00" and rows[0]["campaign"] == "black-friday"
-    assert RedemptionCode.objects.count() == 25
-    # The batch page never shows codes again.
     from wallet.models import CodeBatch
 
-    page = client.get(f"/admin/wallet/codebatch/{CodeBatch.objects.get().pk}/change/").content.decode()
-    assert rows[0]["code"] not in page
-    bad = client.post("/admin/wallet/codebatch/add/", {"campaign": "x", "value_usd": "-1", "count": "0", "max_uses": "1",
-                                                       "per_account_limit": "1", "allowed_countries": "[]"})
+    client.force_login(admin_user)
+    form = {
+        "campaign": "black-friday", "value": "10", "count": "25", "max_uses": "1", "per_account_limit": "1",
+        "is_promotional": "on", "allowed_countries": ["CN", "HK"], "submission_key": "k-1",
+    }
+    response = client.post("/admin/wallet/codebatch/add/", form)
+    batch = CodeBatch.objects.get()
+    # Post/Redirect/Get: a confirmation page, not a filled-in form.
+    assert response.status_code == 302 and response["Location"] == f"/admin/wallet/codebatch/{batch.pk}/generated/"
+    page = client.get(response["Location"]).content.decode()
+    assert "25 codes generated" in page and "$10.00" in page and "CN, HK" in page
+    assert f"/admin/wallet/codebatch/{batch.pk}/generated/codes.csv" in page
+    download = client.get(f"/admin/wallet/codebatch/{batch.pk}/generated/codes.csv")
+    assert download.status_code == 200 and download["Content-Type"] == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(download.content.decode())))
+    assert len(rows) == 25 and rows[0]["value_usd"] == "10.00" and rows[0]["campaign"] == "black-friday"
+    assert RedemptionCode.objects.count() == 25 and batch.allowed_countries == ["CN", "HK"]
+    # The codes are shown once: a second download, the confirmation page and the batch page never show them.
+    again = client.get(f"/admin/wallet/codebatch/{batch.pk}/generated/codes.csv", follow=True).content.decode()
+    assert "already downloaded" in again and rows[0]["code"] not in again
+    assert rows[0]["code"] not in client.get(f"/admin/wallet/codebatch/{batch.pk}/generated/").content.decode()
+    assert rows[0]["code"] not in client.get(f"/admin/wallet/codebatch/{batch.pk}/change/").content.decode()
+    # Sending the same form again (back button, double click) generates nothing.
+    resent = client.post("/admin/wallet/codebatch/add/", form, follow=True)
+    assert "already submitted" in resent.content.decode() and CodeBatch.objects.count() == 1
+    bad = client.post("/admin/wallet/codebatch/add/", {"campaign": "x", "value": "-1", "count": "0", "max_uses": "1",
+                                                       "per_account_limit": "1", "submission_key": "k-2"})
     assert bad.status_code == 200 and "must not be negative" in bad.content.decode()
     assert CodeBatch.objects.count() == 1
+    # The corrected form (same key) is accepted: a refused submit does not use the key up.
+    fixed = client.post("/admin/wallet/codebatch/add/", {"campaign": "x", "value": "1", "count": "1", "max_uses": "1",
+                                                         "per_account_limit": "1", "submission_key": "k-2"})
+    assert fixed.status_code == 302 and CodeBatch.objects.count() == 2
 
 
 def _wrong_codes(n):

@@ -19,6 +19,10 @@ class BillSerializer(serializers.Serializer):
     payment_amount = MoneyField(source="amount")
     currency = serializers.CharField()
     status = serializers.CharField()
+    # a declared field (the metaclass moves it out of the class), not the Field.source attribute
+    source = serializers.CharField(  # type: ignore[assignment]
+        help_text="checkout (paid by the user at the provider) or auto (auto top-up, a saved card)"
+    )
     refunded = MoneyField(source="cash_refunded")
     created_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)

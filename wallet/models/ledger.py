@@ -101,7 +101,11 @@ class Transaction(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     idempotency_key = models.CharField(max_length=200, unique=True)
     description = models.CharField(max_length=255, blank=True, default="")
-    reason = models.TextField(blank=True, default="", help_text="Why (required for manual adjustments)")
+    reason = models.TextField(blank=True, default="", help_text="Why (required for manual adjustments); operators only")
+    user_reason = models.CharField(
+        max_length=255, blank=True, default="", db_default="",
+        help_text="Why, in words for the user: shown in their balance history (manual adjustments)",
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -123,11 +127,20 @@ class Entry(models.Model):
     transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="entries")
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
     amount = models.BigIntegerField(help_text="signed nanos; positive credits the account")
+    # The posting's kind, copied by posting_create so that a statement finds an account's postings without
+    # reading its usage charges. NULL on usage settlements (written by holds_settle): the balance history
+    # sums those per day from the daily usage rollup instead of listing a million rows.
+    statement_kind = models.CharField(max_length=32, null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "entries"
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="wallet_entry_amount_nonzero")]
-        indexes = [models.Index(fields=["account", "-id"], name="wallet_entry_account_recent")]
+        indexes = [
+            models.Index(fields=["account", "-id"], name="wallet_entry_account_recent"),
+            models.Index(
+                fields=["account", "-id"], condition=Q(statement_kind__isnull=False), name="wallet_entry_statement"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.account_id}: {self.amount}"

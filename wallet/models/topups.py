@@ -69,6 +69,10 @@ class TopUpOrder(models.Model):
         PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
         REFUNDED = "refunded", "Refunded"
 
+    class Source(models.TextChoices):
+        CHECKOUT = "checkout", "Checkout"
+        AUTO = "auto", "Auto top-up (saved card)"
+
     order_no = models.CharField(max_length=32, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="topup_orders")
     method = models.ForeignKey(PaymentMethod, on_delete=models.PROTECT, related_name="orders")
@@ -77,6 +81,8 @@ class TopUpOrder(models.Model):
     bonus = models.BigIntegerField(default=0, help_text="nanos of bonus credits")
     currency = models.CharField(max_length=3, default="usd")
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.CHECKOUT,
+                              help_text="checkout: the user paid at the provider; auto: an off-session charge of a saved card")
     checkout_id = models.CharField(max_length=255, blank=True, default="", help_text="Checkout session / payment intent")
     checkout_url = models.URLField(max_length=2000, blank=True, default="")
     payment_id = models.CharField(max_length=255, blank=True, default="", help_text="Provider payment reference")
@@ -111,6 +117,9 @@ class TopUpOrder(models.Model):
                 & Q(bonus_clawed__gte=0, bonus_clawed__lte=models.F("bonus")),
                 name="wallet_order_refunds_bounded",
             ),
+            # At most one auto top-up in flight per user (wallet/services/autotopup.py).
+            models.UniqueConstraint(fields=["user"], condition=Q(source="auto", status__in=["pending", "paid"]),
+                                    name="wallet_order_one_open_auto"),
         ]
         indexes = [
             models.Index(fields=["user", "-id"], name="wallet_order_user_recent"),

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext_lazy as _
+
 from synstar.errors import InvalidRequest, SynstarError
 
 
@@ -36,6 +38,8 @@ MSG_CHECKOUT_FAILED = (
     "or choose another payment method."
 )
 MSG_LOOKUP_FAILED = "We could not check the payment status with {provider}; it will be checked again automatically."
+MSG_CARD_SETUP_FAILED = _("We could not start saving a card with {provider}; please try again in a few minutes.")
+MSG_CHARGE_FAILED = _("We could not reach {provider} to charge the saved card; it will be tried again automatically.")
 MSG_REFUND_FAILED = "{provider} did not accept the refund; nothing was refunded. The provider's answer is in the server log."
 
 
@@ -62,6 +66,33 @@ REFUNDED, REFUND_UPDATED = "refunded", "refund_updated"
 DISPUTE_LOST, DISPUTE_WON = "dispute_lost", "dispute_won"
 DISPUTED = DISPUTE_LOST  # the older name
 REFUND_SUCCEEDED, REFUND_PENDING, REFUND_FAILED = "succeeded", "pending", "failed"
+# Auto top-up: a card was saved (Stripe Checkout in setup mode completed); no order is involved.
+CARD_SAVED = "card_saved"
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """A card saved for off-session charges: the provider's customer and payment method, and what the
+    user recognises it by."""
+
+    customer_id: str
+    payment_method_id: str
+    brand: str = ""
+    last4: str = ""
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+@dataclass(frozen=True)
+class OffSessionCharge:
+    """The provider's answer to an off-session charge of a saved card. state: paid | processing | failed;
+    `failure_code` is the provider's code for a failed one (card_declined, authentication_required...)."""
+
+    state: str
+    payment_id: str = ""
+    amount_cents: int | None = None
+    currency: str | None = None
+    failure_code: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Stripe, through the official library only: Checkout Sessions, refunds, signed webhooks."""
+"""Stripe, through the official library only: Checkout Sessions (payment and setup mode), customers,
+SetupIntents, off-session PaymentIntents (auto top-up), refunds, signed webhooks."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from stripe._base_address import BaseAddresses  # the client's own type for base
 
 from wallet.providers.base import (
     CANCELLED,
+    CARD_SAVED,
     DISPUTE_LOST,
     DISPUTE_WON,
     FAILED,
+    MSG_CARD_SETUP_FAILED,
+    MSG_CHARGE_FAILED,
     MSG_CHECKOUT_FAILED,
     MSG_LOOKUP_FAILED,
     MSG_REFUND_FAILED,
@@ -26,9 +30,11 @@ from wallet.providers.base import (
     REFUND_UPDATED,
     REFUNDED,
     Checkout,
+    OffSessionCharge,
     PaymentStatus,
     ProviderError,
     ProviderEvent,
+    SavedCard,
     SignatureInvalid,
 )
 
@@ -89,6 +95,8 @@ def checkout_create(order, *, amount_cents: int, success_url: str, cancel_url: s
 
 
 def checkout_lookup(order) -> PaymentStatus:
+    if order.checkout_id.startswith("pi_"):  # an auto top-up: an off-session PaymentIntent, no Checkout Session
+        return _payment_intent_lookup(order)
     try:
         session = _client().v1.checkout.sessions.retrieve(order.checkout_id)
     except stripe.StripeError as exc:
@@ -107,9 +115,135 @@ def checkout_lookup(order) -> PaymentStatus:
 def checkout_cancel(order) -> None:
     """Expire an abandoned Checkout Session so it can no longer be paid (POST /v1/checkout/sessions/{id}/expire)."""
     try:
-        _client().v1.checkout.sessions.expire(order.checkout_id)
+        if order.checkout_id.startswith("pi_"):
+            _client().v1.payment_intents.cancel(order.checkout_id)
+        else:
+            _client().v1.checkout.sessions.expire(order.checkout_id)
     except stripe.StripeError as exc:
         raise _failed(exc, MSG_LOOKUP_FAILED, order=order, action="checkout expire") from exc
+
+
+# --- saved cards and off-session charges (auto top-up) ---------------------------------------------
+
+AUTO_TOPUP_SOURCE = "auto_topup"  # metadata["source"] on our off-session PaymentIntents
+
+
+def _setup_failed(exc: stripe.StripeError, action: str, *, user_id: int) -> ProviderError:
+    detail = f"Stripe {action}: {type(exc).__name__}: {exc}"
+    logger.warning("Stripe call for user %s failed: %s", user_id, detail)
+    return ProviderError(str(MSG_CARD_SETUP_FAILED).format(provider="Stripe"), detail=detail,
+                         retryable=isinstance(exc, _OUTCOME_UNKNOWN))
+
+
+def customer_create(*, user_id: int, email: str) -> str:
+    """The Stripe Customer a saved card is attached to (one per user: the idempotency key is the user's)."""
+    try:
+        customer = _client().v1.customers.create(
+            params={"email": email, "metadata": {"user_id": str(user_id)}},
+            options={"idempotency_key": f"customer-user-{user_id}"},
+        )
+    except stripe.StripeError as exc:
+        raise _setup_failed(exc, "customer create", user_id=user_id) from exc
+    return customer.id
+
+
+def card_setup_create(*, user_id: int, customer_id: str, success_url: str, cancel_url: str) -> Checkout:
+    """A Checkout Session in setup mode: the user enters a card on Stripe's page, and Stripe saves it to the
+    customer for later off-session use (its SetupIntent has usage=off_session)."""
+    try:
+        session = _client().v1.checkout.sessions.create(
+            params={
+                "mode": "setup",
+                "customer": customer_id,
+                "client_reference_id": f"user-{user_id}",
+                "metadata": {"user_id": str(user_id), "purpose": AUTO_TOPUP_SOURCE},
+                "payment_method_types": ["card"],
+                "setup_intent_data": {"metadata": {"user_id": str(user_id)}},
+                "success_url": success_url,
+                "cancel_url": cancel_url,
+            },  # type: ignore[arg-type]  # built as a plain dict; the TypedDict is only a hint
+        )
+    except stripe.StripeError as exc:
+        raise _setup_failed(exc, "setup checkout create", user_id=user_id) from exc
+    return Checkout(checkout_id=session.id, url=session.url or "")
+
+
+def card_from_setup(*, setup_intent_id: str, user_id: int) -> SavedCard:
+    """What a completed setup saved: the SetupIntent's customer and payment method, with the card's brand,
+    last four digits and expiry (GET /v1/setup_intents/{id}?expand[]=payment_method)."""
+    try:
+        intent = _client().v1.setup_intents.retrieve(setup_intent_id, params={"expand": ["payment_method"]})
+    except stripe.StripeError as exc:
+        raise _setup_failed(exc, "setup intent lookup", user_id=user_id) from exc
+    if intent.status != "succeeded" or not intent.payment_method:
+        raise ProviderError(str(MSG_CARD_SETUP_FAILED).format(provider="Stripe"), retryable=False,
+                            detail=f"SetupIntent {setup_intent_id} is {intent.status}, not succeeded")
+    method = intent.payment_method
+    card = getattr(method, "card", None) if not isinstance(method, str) else None
+    customer = intent.customer if isinstance(intent.customer, str) else getattr(intent.customer, "id", "")
+    return SavedCard(
+        customer_id=customer or "", payment_method_id=method if isinstance(method, str) else method.id,
+        brand=getattr(card, "brand", "") or "", last4=getattr(card, "last4", "") or "",
+        exp_month=getattr(card, "exp_month", None), exp_year=getattr(card, "exp_year", None),
+    )
+
+
+def card_detach(*, payment_method_id: str) -> None:
+    """Remove a saved card from its customer (POST /v1/payment_methods/{id}/detach)."""
+    try:
+        _client().v1.payment_methods.detach(payment_method_id)
+    except stripe.StripeError as exc:
+        logger.warning("Stripe could not detach payment method %s: %s: %s", payment_method_id, type(exc).__name__, exc)
+
+
+def _charge_answer(intent: dict, *, failure_code: str = "") -> OffSessionCharge:
+    status = intent.get("status")
+    if status == "succeeded":
+        state = "paid"
+    elif status in ("processing", "requires_capture"):
+        state = "processing"
+    else:  # requires_payment_method (declined), requires_action (authentication needed), canceled
+        state = "failed"
+        error = intent.get("last_payment_error") or {}
+        failure_code = failure_code or error.get("code") or ("authentication_required" if status == "requires_action" else str(status))
+    return OffSessionCharge(state=state, payment_id=str(intent.get("id") or ""), amount_cents=intent.get("amount_received") or intent.get("amount"),
+                            currency=intent.get("currency"), failure_code=failure_code)
+
+
+def offsession_charge(order, *, customer_id: str, payment_method_id: str, amount_cents: int, idempotency_key: str) -> OffSessionCharge:
+    """Charge a saved card without the user present: a PaymentIntent created with confirm=true and
+    off_session=true. The idempotency key makes a retry (after a cut-off answer or a killed process)
+    return the same PaymentIntent instead of charging again. A decline or a bank asking for authentication
+    is an answer (state failed), not an exception; ProviderError means the outcome is unknown."""
+    try:
+        intent = _client().v1.payment_intents.create(
+            params={
+                "amount": amount_cents, "currency": order.currency, "customer": customer_id,
+                "payment_method": payment_method_id, "off_session": True, "confirm": True,
+                "description": f"SynStar credits, auto top-up {order.order_no}",
+                "metadata": {"order_no": order.order_no, "source": AUTO_TOPUP_SOURCE},
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+    except stripe.CardError as exc:
+        body = exc.json_body if isinstance(exc.json_body, dict) else {}
+        error = body.get("error") or {}
+        intent_body = error.get("payment_intent") or {"id": "", "status": "requires_payment_method"}
+        logger.info("Stripe declined auto top-up %s: %s (%s)", order.order_no, exc.code, getattr(exc, "request_id", ""))
+        return _charge_answer(intent_body, failure_code=str(error.get("code") or exc.code or "card_declined"))
+    except stripe.StripeError as exc:
+        raise _failed(exc, str(MSG_CHARGE_FAILED), order=order, action="off-session charge") from exc
+    return _charge_answer(intent.to_dict())
+
+
+def _payment_intent_lookup(order) -> PaymentStatus:
+    try:
+        intent = _client().v1.payment_intents.retrieve(order.checkout_id)
+    except stripe.StripeError as exc:
+        raise _failed(exc, MSG_LOOKUP_FAILED, order=order, action="payment intent lookup") from exc
+    answer = _charge_answer(intent.to_dict())
+    state = {"paid": "paid", "processing": "open"}.get(answer.state, "cancelled" if intent.status == "canceled" else "failed")
+    return PaymentStatus(state=state, amount_cents=answer.amount_cents, currency=answer.currency, payment_id=answer.payment_id)
 
 
 def refund_create(order, *, amount_cents: int, idempotency_key: str) -> str:
@@ -153,7 +287,9 @@ def event_identity(payload: dict) -> tuple[str, str]:
 
 
 def _session(action):
-    def parse(obj: dict) -> ProviderEvent:
+    def parse(obj: dict) -> ProviderEvent | None:
+        if obj.get("mode") == "setup":
+            return _setup_session(obj) if callable(action) else None  # only completion matters for a setup
         return ProviderEvent(
             action=action(obj) if callable(action) else action,
             order_no=(obj.get("metadata") or {}).get("order_no") or obj.get("client_reference_id"),
@@ -161,6 +297,41 @@ def _session(action):
             payment_id=obj.get("payment_intent"),
             amount_cents=obj.get("amount_total"),
             currency=obj.get("currency"),
+        )
+
+    return parse
+
+
+def _setup_session(obj: dict) -> ProviderEvent | None:
+    """checkout.session.completed in setup mode: a card was saved. The session names the SetupIntent (its
+    payment method is looked up from it) and the customer; client_reference_id names our user."""
+    if obj.get("status") != "complete":
+        return None
+    return ProviderEvent(
+        action=CARD_SAVED, checkout_id=obj.get("id"),
+        extra={"setup_intent": _id(obj.get("setup_intent")), "customer": _id(obj.get("customer")),
+               "user_ref": obj.get("client_reference_id") or ""},
+    )
+
+
+def _id(value) -> str:
+    return value.get("id", "") if isinstance(value, dict) else (value or "")
+
+
+def _payment_intent(action):
+    """payment_intent.succeeded / payment_failed / canceled, for our off-session charges only: the
+    PaymentIntents that Checkout creates are reported by their Checkout Session's events (a declined card in
+    Checkout can still be retried there, so it is no failure of the order)."""
+
+    def parse(obj: dict) -> ProviderEvent | None:
+        metadata = obj.get("metadata") or {}
+        if metadata.get("source") != AUTO_TOPUP_SOURCE:
+            return None
+        error = obj.get("last_payment_error") or {}
+        return ProviderEvent(
+            action=action, order_no=metadata.get("order_no"), payment_id=obj.get("id"),
+            amount_cents=obj.get("amount_received") if action == PAID else obj.get("amount"), currency=obj.get("currency"),
+            extra={"failure_code": error.get("code") or error.get("decline_code") or ""},
         )
 
     return parse
@@ -219,6 +390,9 @@ EVENT_HANDLERS = {
     "checkout.session.async_payment_succeeded": _session(PAID),
     "checkout.session.async_payment_failed": _session(FAILED),
     "checkout.session.expired": _session(CANCELLED),
+    "payment_intent.succeeded": _payment_intent(PAID),
+    "payment_intent.payment_failed": _payment_intent(FAILED),
+    "payment_intent.canceled": _payment_intent(CANCELLED),
     "charge.refunded": _charge_refunded,
     "charge.refund.updated": _refund_object,
     "refund.created": _refund_object,

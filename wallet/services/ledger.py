@@ -98,6 +98,7 @@ def posting_create(
     lines: Iterable[Line],
     description: str = "",
     reason: str = "",
+    user_reason: str = "",
     actor=None,
     allow_debt: bool = False,
     account_updates: dict[int, dict] | None = None,
@@ -120,7 +121,8 @@ def posting_create(
     try:
         with transaction.atomic():
             txn = Transaction.objects.create(
-                kind=kind, idempotency_key=idempotency_key, description=description[:255], reason=reason, actor=actor
+                kind=kind, idempotency_key=idempotency_key, description=description[:255], reason=reason, user_reason=user_reason,
+                actor=actor,
             )
     except IntegrityError:
         existing = Transaction.objects.filter(idempotency_key=idempotency_key).first()
@@ -145,7 +147,7 @@ def posting_create(
         if rows.update(balance=F("balance") + amount, **(account_updates or {}).get(account_id, {})) != 1:
             raise hold_refusal_error(account_id=account_id, amount=-amount)
     Entry.objects.bulk_create(
-        [Entry(transaction=txn, account_id=account_id, amount=amount) for account_id, amount in merged.items()]
+        [Entry(transaction=txn, account_id=account_id, amount=amount, statement_kind=kind) for account_id, amount in merged.items()]
     )
     txn.replayed = False
     return txn
@@ -224,10 +226,17 @@ def signup_grant_issue(*, user) -> Transaction | None:
     )
 
 
+ADJUSTMENT_DESCRIPTION = "Balance adjustment"
+
+
 @atomic_with_retry
-def adjustment_create(*, user, amount: int, reason: str, actor, idempotency_key: str) -> Transaction:
+def adjustment_create(
+    *, user, amount: int, reason: str, actor, idempotency_key: str, user_reason: str = ""
+) -> Transaction:
     """A manual balance adjustment by an admin (positive credits, negative debits), with who and why.
 
+    `reason` is the internal note (operators only); `user_reason` is what the user reads in their history.
+    Neither the description nor anything else the user sees names the operator.
     A negative adjustment may not take the available balance below zero.
     """
     if amount == 0:
@@ -241,8 +250,9 @@ def adjustment_create(*, user, amount: int, reason: str, actor, idempotency_key:
     return posting_create(
         kind=Transaction.Kind.ADJUSTMENT,
         idempotency_key=idempotency_key,
-        description=f"Adjustment by {actor.email}",
+        description=ADJUSTMENT_DESCRIPTION,
         reason=reason,
+        user_reason=(user_reason or "").strip()[:255],
         actor=actor,
         lines=[Line(system_account_id(SystemAccount.ADJUSTMENTS), -amount), Line(account.pk, amount)],
     )

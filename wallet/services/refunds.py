@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -32,6 +33,7 @@ from wallet.providers.base import (
     REFUND_PENDING,
     REFUND_SUCCEEDED,
 )
+from wallet.services.invoices import credit_note_for_refund
 from wallet.services.ledger import Line, main_account, posting_create, system_account_id
 from wallet.services.topups import REFUNDABLE, TOPUP_HOOKS
 
@@ -88,6 +90,33 @@ def _order_counters_add(order: TopUpOrder, *, base: int, bonus: int, cash: int, 
     order.save(update_fields=["refunded_amount", "bonus_clawed", "cash_refunded", "refund_watermark", "status"])
 
 
+@dataclass(frozen=True)
+class RefundQuote:
+    """What an admin refund of an order would do now: `bonus` clawed back, then `cash` of base credits
+    removed and returned to the payer (whole cents)."""
+
+    bonus: int
+    cash: int
+
+
+def refund_quote(*, order: TopUpOrder, available: int, cash: int | None = None) -> RefundQuote:
+    """The rule of an admin refund, given the account's available balance: used credits are not refundable;
+    the order's remaining bonus is clawed back first, then base credits up to what is still available
+    (rounded down to a cent). The refund itself (`_claw_back`) and the refund-request page both use it; the
+    refund decides again under the order's and the account's locks."""
+    if order.status not in REFUNDABLE:
+        return RefundQuote(bonus=0, cash=0)
+    available = max(available, 0)
+    bonus_take = min(order.bonus - order.bonus_clawed, available)
+    base_left = order.amount - order.refunded_amount
+    wanted = base_left if cash is None else min(cash, base_left)
+    base_take = min(wanted, available - bonus_take)
+    base_take -= base_take % from_cents(1)
+    if base_take <= 0:
+        return RefundQuote(bonus=0, cash=0)
+    return RefundQuote(bonus=bonus_take, cash=base_take)
+
+
 def _claw_back(*, order: TopUpOrder, account: Account, cash: int | None, admin: bool) -> tuple[int, int, int, int]:
     """(bonus_take, base_take, cash_out, shortfall) for refunding `cash` of the locked order.
 
@@ -98,12 +127,10 @@ def _claw_back(*, order: TopUpOrder, account: Account, cash: int | None, admin: 
     bonus_take = min(order.bonus - order.bonus_clawed, available)
     base_left = order.amount - order.refunded_amount
     if admin:
-        wanted = base_left if cash is None else min(cash, base_left)
-        base_take = min(wanted, available - bonus_take)
-        base_take -= base_take % from_cents(1)
-        if base_take <= 0:
+        quote = refund_quote(order=order, available=available, cash=cash)
+        if quote.cash <= 0:
             raise NothingRefundable()
-        return bonus_take, base_take, base_take, 0
+        return quote.bonus, quote.cash, quote.cash, 0
     base_take = max(min(cash or 0, base_left, available - bonus_take), 0)
     return bonus_take, base_take, cash or 0, max((cash or 0) - base_take, 0)
 
@@ -139,6 +166,8 @@ def _refund_record(
 def _refund_followups(*, order: TopUpOrder, refund: Refund) -> None:
     for hook in TOPUP_HOOKS.refunded:  # invite rewards reverse in proportion (referrals registers it)
         hook(order=order)
+    if refund.status != Refund.Status.FAILED:
+        credit_note_for_refund(order=order)  # an invoiced top-up refunded: its credit note, in this transaction
     if refund.shortfall:
         user_status_set(
             user=order.user, status="under_review", review_reason="payment", actor=None,

@@ -53,18 +53,22 @@ class TopUpHooks:
 
     completed: list[Callable[..., object]] = field(default_factory=list)
     refunded: list[Callable[..., object]] = field(default_factory=list)
+    closed: list[Callable[..., object]] = field(default_factory=list)  # Pending -> Failed / Cancelled
 
 
 TOPUP_HOOKS = TopUpHooks()
 
 
-def topup_hooks_register(*, completed: Callable[..., object] | None = None, refunded: Callable[..., object] | None = None) -> None:
-    """Register `completed(order=...)` and/or `refunded(order=...)`; registering the same function twice
-    is harmless."""
+def topup_hooks_register(*, completed: Callable[..., object] | None = None, refunded: Callable[..., object] | None = None,
+                         closed: Callable[..., object] | None = None) -> None:
+    """Register `completed(order=...)`, `refunded(order=...)` and/or `closed(order=...)`; registering the
+    same function twice is harmless."""
     if completed is not None and completed not in TOPUP_HOOKS.completed:
         TOPUP_HOOKS.completed.append(completed)
     if refunded is not None and refunded not in TOPUP_HOOKS.refunded:
         TOPUP_HOOKS.refunded.append(refunded)
+    if closed is not None and closed not in TOPUP_HOOKS.closed:
+        TOPUP_HOOKS.closed.append(closed)
 
 
 # Orders that were paid and credited: they can be refunded, and a late "paid" event changes nothing.
@@ -129,6 +133,11 @@ def methods_for_user(*, user) -> list[tuple[PaymentMethod, str]]:
 def _order_no() -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     return f"SS{timezone.now():%y%m%d}" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def order_no_generate() -> str:
+    """A new order number (auto top-up orders are created by wallet/services/autotopup.py)."""
+    return _order_no()
 
 
 def order_create(*, user, amount: int, method_code: str, base_url: str = "") -> TopUpOrder:
@@ -196,10 +205,14 @@ def _after_completion(order: TopUpOrder) -> None:
 def order_close(*, order_id: int, status: str, reason: str = "") -> TopUpOrder:
     """Pending -> Failed or Cancelled (compare-and-swap: a completed order is never un-completed)."""
     assert status in (TopUpOrder.Status.FAILED, TopUpOrder.Status.CANCELLED)
-    TopUpOrder.objects.filter(pk=order_id, status=TopUpOrder.Status.PENDING).update(
+    closed = TopUpOrder.objects.filter(pk=order_id, status=TopUpOrder.Status.PENDING).update(
         status=status, failure_reason=reason[:255], closed_at=timezone.now()
     )
-    return TopUpOrder.objects.get(pk=order_id)
+    order = TopUpOrder.objects.get(pk=order_id)
+    if closed:
+        for hook in TOPUP_HOOKS.closed:  # auto top-up: a failed charge turns it off
+            hook(order=order)
+    return order
 
 
 # --- reconciliation -------------------------------------------------------------------------------
@@ -282,8 +295,10 @@ def _order_reconcile(order: TopUpOrder, *, now) -> str:
 
 
 def _orders_without_checkout_close(*, cutoff, now) -> int:
-    """An order whose checkout was never created (the process died in between) can never be paid."""
-    return TopUpOrder.objects.filter(status=TopUpOrder.Status.PENDING, checkout_id="", created_at__lte=cutoff).update(
+    """An order whose checkout was never created (the process died in between) can never be paid. (An auto
+    top-up's charge may have reached Stripe: the auto top-up resume task asks again with the same key.)"""
+    return TopUpOrder.objects.filter(status=TopUpOrder.Status.PENDING, checkout_id="", created_at__lte=cutoff,
+                                     source=TopUpOrder.Source.CHECKOUT).update(
         status=TopUpOrder.Status.CANCELLED, failure_reason="No checkout was created for this order.", closed_at=now
     )
 

@@ -20,6 +20,7 @@ from wallet.models import (
 from wallet.providers import sandbox_client
 from wallet.providers.base import (
     CANCELLED,
+    CARD_SAVED,
     DISPUTE_LOST,
     DISPUTE_WON,
     FAILED,
@@ -30,6 +31,7 @@ from wallet.providers.base import (
     REFUNDED,
     ProviderEvent,
 )
+from wallet.services.autotopup import autotopup_failed, card_saved
 from wallet.services.refunds import (
     order_dispute,
     order_refund_total,
@@ -110,6 +112,9 @@ def _handle_pending(provider, event, order):
 
 
 def _handle_failed(provider, event, order):
+    if order.source == TopUpOrder.Source.AUTO:  # a saved card's charge failed: auto top-up turns off
+        autotopup_failed(order_id=order.pk, failure_code=event.extra.get("failure_code", ""))
+        return
     order_close(order_id=order.pk, status=TopUpOrder.Status.FAILED, reason=f"{provider}: payment failed")
 
 
@@ -156,6 +161,15 @@ ACTION_HANDLERS = {
 }
 
 
+def _handle_card_saved(provider, event):
+    card_saved(provider=provider, customer_id=event.extra.get("customer", ""), setup_intent_id=event.extra.get("setup_intent", ""),
+               checkout_id=event.checkout_id or "")
+
+
+# Events about no order (a card saved for auto top-up).
+ORDERLESS_HANDLERS = {CARD_SAVED: _handle_card_saved}
+
+
 def webhook_process(*, event_pk: int) -> WebhookEvent:
     """Apply one stored event (exactly once: the row lock and status make a rerun harmless)."""
     try:
@@ -166,6 +180,9 @@ def webhook_process(*, event_pk: int) -> WebhookEvent:
             parsed = providers.client_for(event.provider).event_parse(event.payload)
             if parsed is None:
                 event.status = WebhookEvent.Status.IGNORED
+            elif parsed.action in ORDERLESS_HANDLERS:
+                ORDERLESS_HANDLERS[parsed.action](event.provider, parsed)
+                event.status = WebhookEvent.Status.PROCESSED
             else:
                 order = _find_order(event.provider, parsed)
                 if order is None:

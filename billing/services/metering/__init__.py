@@ -20,6 +20,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.models import ApiToken, GatewayKey, Generation
+from billing.services.alerts import settlement_alerts
+from billing.services.budgets import budget_refusal, token_rate_check
 from billing.services.metering import orm, sql
 from billing.services.metering.pricing import Usage, charge, estimate_usage, hold_amount, hold_bound
 from billing.services.tokens import key_hash, key_kind, token_authenticate
@@ -28,6 +30,7 @@ from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
 from synstar.money import format_usd, parse_usd
 from wallet.models import Hold
+from wallet.services.autotopup import autotopup_check
 from wallet.services.ledger import AccountCharge, HoldClose, hold_refusal_error, hold_release, holds_settle
 
 logger = logging.getLogger(__name__)
@@ -142,6 +145,7 @@ def _metering_hold(
     est_output = bound.output_tokens  # the maximum output held for; a success reported without usage is charged it
     estimate = hold_amount(snapshot, bound, found.rate, minimum=_min_hold())
     deadline = now + (timedelta(seconds=hold_seconds) if hold_seconds else _hold_ttl())
+    token_rate_check(token_id=found.token_id, rpm_limit=found.rpm_limit)
     # Lock order: account, then token.
     available = _sql().account_hold(account_id=found.account_id, amount=estimate)
     if available is None:
@@ -154,6 +158,9 @@ def _metering_hold(
         est_output=est_output, est_units=units, rate=found.rate, snapshot=snapshot,
     )
     if opened is None:
+        budget_error = budget_refusal(token_id=found.token_id, amount=estimate, now=now)
+        if budget_error is not None:
+            raise budget_error
         remaining = max((found.quota or 0) - found.used - found.held, 0)
         raise TokenQuotaExceeded(
             f"This API token has ${format_usd(remaining, places=None)} of its quota left; "
@@ -257,23 +264,31 @@ def _enqueue_settlement(generation_id: int) -> None:
 
 
 def generations_settle_batch(*, limit: int = 500) -> int:
-    """Settle reported generations in batches until none is left; returns how many were closed."""
+    """Settle reported generations in batches until none is left; returns how many were closed. After each
+    batch commits, the alerts of its accounts and tokens are checked (low balance, token 80% / 100%)."""
     total = 0
     while True:
-        closed = _settle_batch(limit=limit)
+        touched: list[tuple[int, int]] = []
+        closed = _settle_batch(limit=limit, touched=touched)
+        if touched:
+            settlement_alerts(account_ids=[a for a, _ in touched], token_ids=[t for _, t in touched])
         total += closed
         if closed < limit:
             return total
 
 
 @atomic_with_retry
-def _settle_batch(*, limit: int) -> int:
+def _settle_batch(*, limit: int, touched: list[tuple[int, int]]) -> int:
+    touched.clear()  # a retried transaction starts again
     if _sql() is not sql:  # portable: one by one, in this transaction
         ids = list(Generation.objects.filter(state=Generation.State.REPORTED).order_by("id").values_list("pk", flat=True)[:limit])
         for generation_id in ids:
-            _settle_one(generation_id)
+            row = _settle_one(generation_id)
+            if row is not None:
+                touched.append((row.account_id, row.token_id))
         return len(ids)
     rows = sql.batch_lock(limit)
+    touched.extend((row.account_id, row.token_id) for row in rows)
     if not rows:
         return 0
     now = timezone.now()
@@ -281,6 +296,8 @@ def _settle_batch(*, limit: int) -> int:
     # Accounts (locked in id order by the ledger), then tokens: the lock order of every path.
     holds_settle(charges=[s[0] for s in settled], closes=[s[1] for s in settled if s[1] is not None], now=now)
     sql.generations_close([s[2] for s in settled], now=now)
+    sql.usage_days_add([row.generation_id for row in rows])  # the daily rollup: one upsert per batch
+    _autotopup_after_commit([s[0] for s in settled])
     return len(rows)
 
 
@@ -322,23 +339,37 @@ def generation_settle(*, generation_id: int, fetch: bool = True) -> Generation |
 
     Lock order: generation, hold, account, token. Returns the generation as it now is (if `fetch`).
     """
-    _generation_settle(generation_id=generation_id)
+    row = _generation_settle(generation_id=generation_id)
+    if row is not None:
+        settlement_alerts(account_ids=[row.account_id], token_ids=[row.token_id])
     return Generation.objects.filter(pk=generation_id).first() if fetch else None
 
 
 @atomic_with_retry
-def _generation_settle(*, generation_id: int) -> None:
-    _settle_one(generation_id)
+def _generation_settle(*, generation_id: int) -> sql.SettleRow | None:
+    return _settle_one(generation_id)
 
 
-def _settle_one(generation_id: int) -> None:
+def _settle_one(generation_id: int) -> sql.SettleRow | None:
+    """Settle one reported generation in the caller's transaction; the row it settled, or None."""
     row = _sql().settle_lock(generation_id)
     if row is None or row.state != Generation.State.REPORTED:
-        return
+        return None
     account, hold, generation = _settlement(row)
     now = timezone.now()
     holds_settle(charges=[account], closes=[hold] if hold else [], now=now, orm=_sql() is orm)
     _sql().generations_close([generation], now=now)
+    _sql().usage_days_add([generation_id])  # the daily rollup
+    return row
+    _autotopup_after_commit([account])
+
+
+def _autotopup_after_commit(charges: list[AccountCharge]) -> None:
+    """Auto top-up: once the settlement commits, the charged accounts are checked against their thresholds
+    (wallet/services/autotopup.py; one query when none is below, and it never fails the settlement)."""
+    account_ids = sorted({c.account_id for c in charges if c.cost > 0})
+    if account_ids:
+        transaction.on_commit(lambda: autotopup_check(account_ids=account_ids))
 
 
 @atomic_with_retry

@@ -4,11 +4,15 @@ the metering scenarios through both on PostgreSQL so they cannot drift apart."""
 
 from __future__ import annotations
 
-from django.db.models import F, Q
+import datetime as dt
 
-from billing.models import ApiToken, Generation, ModelPrice, TierModelRate
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Q, Value, When
+
+from billing.models import ApiToken, Generation, ModelPrice, TierModelRate, UsageDay
+from billing.selectors.budgets import period_start
 from billing.services.metering.sql import PRICE_COLUMNS, GenerationClose, Lookup, SettleRow
-from wallet.models import Account, Hold
+from wallet.models import Account, Entry, Hold
 
 
 def lookup(*, key_hash: str, model: str) -> Lookup | None:
@@ -26,7 +30,7 @@ def lookup(*, key_hash: str, model: str) -> Lookup | None:
         group_allowed=group.is_public or group.allowed_users.filter(pk=token.user_id).exists(),
         account_id=Account.objects.filter(user_id=token.user_id, kind=Account.Kind.MAIN).values_list("pk", flat=True).first(),
         model_id=price.pk if price else None, rate=override if override is not None else group.tier.rate,
-        price={c: getattr(price, c) for c in PRICE_COLUMNS} if price else {},
+        price={c: getattr(price, c) for c in PRICE_COLUMNS} if price else {}, rpm_limit=token.rpm_limit,
     )
 
 
@@ -40,7 +44,12 @@ def account_hold(*, account_id: int, amount: int) -> int | None:
 
 def token_hold_and_open(**p) -> tuple[int, int] | None:
     quota_ok = Q(quota__isnull=True) | Q(quota__gte=F("used") + F("held") + p["est"])
-    if not ApiToken.objects.filter(quota_ok, pk=p["token_id"]).update(held=F("held") + p["est"], last_used_at=p["now"]):
+    # The budget predicate (sql.BUDGET_OK): the period's settled usage, open holds and this one fit.
+    period = ApiToken.objects.filter(pk=p["token_id"]).values_list("budget_period", flat=True).first()
+    start = period_start(period=period or "month", now=p["now"])
+    period_used = Case(When(period_start__gte=start, then=F("period_used")), default=Value(0))
+    budget_ok = Q(budget__isnull=True) | Q(budget_period=period, budget__gte=F("held") + p["est"] + period_used)
+    if not ApiToken.objects.filter(quota_ok, budget_ok, pk=p["token_id"]).update(held=F("held") + p["est"], last_used_at=p["now"]):
         return None
     hold = Hold.objects.create(account_id=p["account_id"], amount=p["est"], expires_at=p["deadline"])
     generation = Generation.objects.create(
@@ -86,8 +95,62 @@ def settle_lock(generation_id: int) -> SettleRow | None:
 
 def generations_close(closes: list[GenerationClose], *, now) -> None:
     for c in sorted(closes, key=lambda c: c.token_id):
-        ApiToken.objects.filter(pk=c.token_id).update(held=F("held") - c.lift, used=F("used") + c.cost)
+        token = ApiToken.objects.select_for_update().only("budget_period").get(pk=c.token_id)
+        start = period_start(period=token.budget_period, now=now)
+        ApiToken.objects.filter(pk=c.token_id).update(
+            held=F("held") - c.lift, used=F("used") + c.cost,
+            # sql.BUDGET_SETTLE_SET: the cost counts into the current period, rolled over when a new one began
+            period_used=Case(When(period_start__gte=start, then=F("period_used") + c.cost), default=Value(c.cost)),
+            period_start=Case(When(period_start__gt=start, then=F("period_start")), default=Value(start)),
+        )
     for c in closes:
         Generation.objects.filter(pk=c.generation_id).update(
             state=c.state, final_cost=c.cost, charge_basis=c.basis, closed_at=now
         )
+
+
+def usage_days_add(generation_ids: list[int]) -> None:
+    """The daily rollup's upsert (sql.usage_days_add), row by row through the ORM."""
+    for row in usage_day_totals(Generation.objects.filter(pk__in=generation_ids)):
+        key = {"user_id": row["user_id"], "day": row["day"], "model_id": row["model_id"]}
+        existing = UsageDay.objects.select_for_update().filter(**key).first()
+        if existing is None:
+            try:
+                with transaction.atomic():
+                    UsageDay.objects.create(**row)
+                continue
+            except IntegrityError:  # created meanwhile by another settlement
+                existing = UsageDay.objects.select_for_update().get(**key)
+        existing.cost += row["cost"]
+        existing.requests += row["requests"]
+        firsts = [v for v in (existing.first_entry_id, row["first_entry_id"]) if v is not None]
+        lasts = [v for v in (existing.last_entry_id, row["last_entry_id"]) if v is not None]
+        existing.first_entry_id = min(firsts) if firsts else None
+        existing.last_entry_id = max(lasts) if lasts else None
+        existing.save(update_fields=["cost", "requests", "first_entry_id", "last_entry_id"])
+
+
+def usage_day_totals(generations) -> list[dict]:
+    """Settled generations' cost, count and the ids of their settlement entries on the user's account, per
+    (user, UTC day of the settlement posting, model), in key order."""
+    totals: dict[tuple, dict] = {}
+    rows = generations.filter(state=Generation.State.SETTLED).values_list(
+        "user_id", "model_id", "final_cost", "closed_at", "hold__account_id", "hold__settlement_id",
+        "hold__settlement__created_at",
+    )
+    for user_id, model_id, cost, closed_at, account_id, txn_id, posted_at in rows:
+        day = (posted_at or closed_at).astimezone(dt.UTC).date()
+        entry_id = (
+            Entry.objects.filter(transaction_id=txn_id, account_id=account_id).values_list("pk", flat=True).first()
+            if txn_id else None
+        )
+        row = totals.setdefault((user_id, day, model_id), {
+            "user_id": user_id, "day": day, "model_id": model_id, "cost": 0, "requests": 0,
+            "first_entry_id": None, "last_entry_id": None,
+        })
+        row["cost"] += cost
+        row["requests"] += 1
+        if entry_id is not None:
+            row["first_entry_id"] = min(entry_id, row["first_entry_id"] or entry_id)
+            row["last_entry_id"] = max(entry_id, row["last_entry_id"] or entry_id)
+    return [totals[key] for key in sorted(totals)]

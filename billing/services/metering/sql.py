@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
 
 LOOKUP_SQL = """
@@ -30,7 +31,8 @@ SELECT t.id, t.user_id, t.quota, t.used, t.held, t.is_enabled, t.expires_at, t.a
        m.id, COALESCE(o.rate, tr.rate),
        m.billing_type, m.input_per_million, m.output_per_million, m.cached_input_per_million, m.long_context_threshold,
        m.long_input_per_million, m.long_output_per_million, m.long_cached_input_per_million, m.request_price, m.unit,
-       m.unit_price, m.minimum_charge, m.default_max_output_tokens
+       m.unit_price, m.minimum_charge, m.default_max_output_tokens,
+       t.rpm_limit
   FROM billing_apitoken t
   JOIN accounts_user u ON u.id = t.user_id
   JOIN billing_tokengroup g ON g.id = t.group_id
@@ -67,6 +69,7 @@ class Lookup:
     model_id: int | None
     rate: Decimal | None
     price: dict
+    rpm_limit: int | None = None
 
 
 def lookup(*, key_hash: str, model: str) -> Lookup | None:
@@ -76,10 +79,10 @@ def lookup(*, key_hash: str, model: str) -> Lookup | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    head, price = row[:17], row[17:]
+    head, price, rpm_limit = row[:17], row[17:-1], row[-1]
     allowed_models, allowed_ips = (json.loads(v) if isinstance(v, str) else v for v in (head[7], head[8]))
     return Lookup(*head[:7], allowed_models, allowed_ips, *head[9:],  # type: ignore[call-arg,misc]  # the row, in field order
-                  price=dict(zip(PRICE_COLUMNS, price)))
+                  price=dict(zip(PRICE_COLUMNS, price)), rpm_limit=rpm_limit)
 
 
 def account_hold(*, account_id: int, amount: int) -> int | None:
@@ -94,10 +97,34 @@ def account_hold(*, account_id: int, amount: int) -> int | None:
     return None if row is None else row[0]
 
 
+# --- token budgets (h-alerts) ---
+# The start of the token's budget period as of %(now)s: 00:00 of the day, ISO week or month in the budget
+# zone (billing/selectors/budgets.py is its Python twin). `period_used` counts the period that began at
+# `period_start`; an older `period_start` means a new period began and nothing of it is used yet.
+PERIOD_START = "(date_trunc({t}budget_period, %(now)s AT TIME ZONE %(budget_tz)s) AT TIME ZONE %(budget_tz)s)"
+# The budget predicate of the hold: the period's settled usage, the token's open holds and this one fit.
+BUDGET_OK = (
+    "({t}budget IS NULL OR {t}budget >= {t}held + %(est)s"
+    " + CASE WHEN {t}period_start >= " + PERIOD_START + " THEN {t}period_used ELSE 0 END)"
+)
+# Settlement's SET: the cost counts into the current period, rolled over when a new one began.
+BUDGET_SETTLE_SET = (
+    "period_used = CASE WHEN {t}period_start >= " + PERIOD_START + " THEN {t}period_used ELSE 0 END + {cost},"
+    " period_start = GREATEST({t}period_start, " + PERIOD_START + ")"
+)
+
+
+def _budget_params(params: dict) -> dict:
+    params.setdefault("budget_tz", settings.TOKEN_BUDGET_TIME_ZONE)
+    return params
+# --- end token budgets ---
+
+
 HOLD_SQL = """
 WITH tok AS (
     UPDATE billing_apitoken SET held = held + %(est)s, last_used_at = %(now)s
      WHERE id = %(token_id)s AND (quota IS NULL OR quota >= used + held + %(est)s)
+       AND """ + BUDGET_OK.format(t="") + """
     RETURNING id),
 h AS (
     INSERT INTO wallet_hold (account_id, amount, status, expires_at, created_at)
@@ -117,10 +144,10 @@ RETURNING id, hold_id
 
 def token_hold_and_open(**params) -> tuple[int, int] | None:
     """Raise the token's held within its quota, open the hold and the generation. (generation id, hold id)
-    or None when the token's quota refuses (nothing inserted)."""
+    or None when the token's quota or budget refuses (nothing inserted)."""
     params["snapshot"] = json.dumps(params["snapshot"])
     with connection.cursor() as cursor:
-        cursor.execute(HOLD_SQL, params)
+        cursor.execute(HOLD_SQL, _budget_params(params))
         row = cursor.fetchone()
     return None if row is None else (row[0], row[1])
 
@@ -224,7 +251,9 @@ def settle_lock(generation_id: int) -> SettleRow | None:
 
 CLOSE_SQL = """
 WITH t AS (
-    UPDATE billing_apitoken SET held = held - %(lift)s, used = used + %(cost)s WHERE id = %(token_id)s)
+    UPDATE billing_apitoken SET held = held - %(lift)s, used = used + %(cost)s,
+           """ + BUDGET_SETTLE_SET.format(t="", cost="%(cost)s") + """
+     WHERE id = %(token_id)s)
 UPDATE billing_generation SET state = %(state)s, final_cost = %(cost)s, charge_basis = %(basis)s, closed_at = %(now)s
  WHERE id = %(generation_id)s
 """
@@ -237,8 +266,8 @@ def generations_close(closes: list[GenerationClose], *, now) -> None:
     with connection.cursor() as cursor:
         if len(closes) == 1:
             (c,) = closes
-            cursor.execute(CLOSE_SQL, {"lift": c.lift, "cost": c.cost, "token_id": c.token_id, "state": c.state,
-                                       "basis": c.basis, "now": now, "generation_id": c.generation_id})
+            cursor.execute(CLOSE_SQL, _budget_params({"lift": c.lift, "cost": c.cost, "token_id": c.token_id, "state": c.state,
+                                       "basis": c.basis, "now": now, "generation_id": c.generation_id}))
             return
         tokens: dict[int, list[int]] = {}
         for c in closes:
@@ -248,9 +277,11 @@ def generations_close(closes: list[GenerationClose], *, now) -> None:
         token_ids = sorted(tokens)
         cursor.execute("SELECT id FROM billing_apitoken WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [token_ids])
         cursor.execute(
-            "UPDATE billing_apitoken t SET held = t.held - v.lift, used = t.used + v.cost"
-            " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) v(id, cost, lift) WHERE t.id = v.id",
-            [token_ids, [tokens[t][0] for t in token_ids], [tokens[t][1] for t in token_ids]],
+            "UPDATE billing_apitoken t SET held = t.held - v.lift, used = t.used + v.cost, "
+            + BUDGET_SETTLE_SET.format(t="t.", cost="v.cost")
+            + " FROM unnest(%(ids)s::bigint[], %(costs)s::bigint[], %(lifts)s::bigint[]) v(id, cost, lift) WHERE t.id = v.id",
+            _budget_params({"ids": token_ids, "costs": [tokens[t][0] for t in token_ids],
+                            "lifts": [tokens[t][1] for t in token_ids], "now": now}),
         )
         cursor.execute(
             "UPDATE billing_generation g SET state = v.state, final_cost = v.cost, charge_basis = v.basis, closed_at = %s"
@@ -277,3 +308,34 @@ def batch_lock(limit: int) -> list[SettleRow]:
     with connection.cursor() as cursor:
         cursor.execute(BATCH_LOCK_SQL, [limit])
         return [SettleRow.from_row(row) for row in cursor.fetchall()]
+
+
+# --- the daily usage rollup (billing_usageday), in the settlement's transaction ----------------------
+
+# The day of a charge is the UTC day of its settlement posting (a free request has none: its close time).
+USAGE_DAY_SQL = "(COALESCE(t.created_at, g.closed_at) AT TIME ZONE 'UTC')::date"
+
+USAGE_DAYS_ADD_SQL = f"""
+INSERT INTO billing_usageday (user_id, day, model_id, cost, requests, first_entry_id, last_entry_id)
+SELECT g.user_id, {USAGE_DAY_SQL}, g.model_id, SUM(g.final_cost), COUNT(*), MIN(e.id), MAX(e.id)
+  FROM billing_generation g
+  JOIN wallet_hold h ON h.id = g.hold_id
+  LEFT JOIN wallet_transaction t ON t.id = h.settlement_id
+  LEFT JOIN wallet_entry e ON e.transaction_id = t.id AND e.account_id = h.account_id
+ WHERE g.id = ANY(%s) AND g.state = 'settled'
+ GROUP BY 1, 2, 3
+ ORDER BY 1, 2, 3
+ON CONFLICT (user_id, day, model_id) DO UPDATE
+   SET cost = billing_usageday.cost + EXCLUDED.cost, requests = billing_usageday.requests + EXCLUDED.requests,
+       first_entry_id = LEAST(billing_usageday.first_entry_id, EXCLUDED.first_entry_id),
+       last_entry_id = GREATEST(billing_usageday.last_entry_id, EXCLUDED.last_entry_id)
+"""
+
+
+def usage_days_add(generation_ids: list[int]) -> None:
+    """Add just-settled generations to the daily rollup: one statement for the whole batch, after the
+    generations are closed. Its rows belong to the batch's users, whose accounts this transaction already
+    locked, so it waits on no lock the account order does not already order."""
+    if generation_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(USAGE_DAYS_ADD_SQL, [generation_ids])
