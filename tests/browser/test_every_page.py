@@ -33,22 +33,28 @@ LANGUAGES = ["en"]
 @dataclass(frozen=True)
 class ConsolePage:
     name: str
-    path: str  # may name ids of the seeded data: {token_id}, {checkout_id}, {order_no}
+    path: str  # may name ids of the seeded data: {token_id}, {checkout_id}, {order_no}, {generation_id}
     signed_in: bool = True
     status: int = 200
 
 
 PAGES = [
     ConsolePage("dashboard", "/"),
+    ConsolePage("history", "/history/"),
+    ConsolePage("history-per-request", "/history/?view=request"),
     ConsolePage("wallet", "/wallet/"),
     ConsolePage("wallet-invalid-amount", "/wallet/?amount=12x"),
     ConsolePage("bills", "/bills/"),
     ConsolePage("bills-returned", "/bills/?paid={order_no}"),
     ConsolePage("usage", "/usage/"),
+    ConsolePage("generation", "/usage/{generation_id}/"),
     ConsolePage("tokens", "/tokens/"),
     ConsolePage("token-edit", "/tokens/{token_id}/edit/"),
     ConsolePage("pricing", "/pricing/"),
     ConsolePage("invite", "/invite/"),
+    ConsolePage("invoices", "/invoices/"),
+    ConsolePage("refunds", "/refunds/"),
+    ConsolePage("alerts", "/alerts/"),
     ConsolePage("settings", "/settings/"),
     ConsolePage("password-change", "/accounts/password/change/"),
     ConsolePage("email-addresses", "/accounts/email/"),
@@ -77,12 +83,19 @@ def seed() -> dict:
     failed = order_create(user=user, amount=usd("25"), method_code="stripe_card")
     order_close(order_id=failed.pk, status=TopUpOrder.Status.FAILED, reason="Your card was declined (insufficient funds).")
     pending = order_create(user=user, amount=usd("100"), method_code="stripe_card")
-    meter_settle(meter_hold(user, usd("0.02")), usd("0.013"))
+    settled = meter_hold(user, usd("0.02"))
+    meter_settle(settled, usd("0.013"))
     meter_release(meter_hold(user, usd("0.01")))
     meter_expire(meter_hold(user, usd("0.01")))
     meter_hold(user, usd("0.005"))  # still frozen
     token = user.api_tokens.order_by("id").first()
-    return {"token_id": token.pk, "checkout_id": pending.checkout_id, "order_no": completed.order_no, "user": user}
+    return {
+        "token_id": token.pk,
+        "checkout_id": pending.checkout_id,
+        "order_no": completed.order_no,
+        "generation_id": settled.public_id,
+        "user": user,
+    }
 
 
 def sign_in_by_cookie(page, live_server, user) -> None:
