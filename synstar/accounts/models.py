@@ -46,6 +46,8 @@ class User(AbstractUser):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     review_reason = models.CharField(max_length=16, choices=ReviewReason.choices, blank=True, default="")
     status_note = models.TextField(blank=True, default="", help_text="Why the account has this status.")
+    # An IANA zone ("Asia/Shanghai") the console shows times in; empty: the browser's own zone.
+    time_zone = models.CharField(max_length=64, blank=True, default="", help_text="Empty: the browser's time zone.")
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = []  # noqa: RUF012

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from synstar.accounts.models import User, UserStatusChange
+from synstar.accounts.selectors import time_zones
 from synstar.errors import InvalidRequest
 
 
@@ -32,3 +33,13 @@ def user_status_set(*, user: User, status: str, review_reason: str = "", note: s
     locked.status_note = note
     locked.save(update_fields=["status", "review_reason", "status_note"])
     return locked
+
+
+def user_time_zone_set(*, user: User, time_zone: str) -> User:
+    """The zone the console shows this user's times in: an IANA name, or empty for the browser's."""
+    time_zone = (time_zone or "").strip()
+    if time_zone and time_zone not in time_zones():
+        raise InvalidRequest("Choose a time zone from the list.", code="invalid_time_zone")
+    User.objects.filter(pk=user.pk).update(time_zone=time_zone)
+    user.time_zone = time_zone
+    return user
