@@ -53,10 +53,10 @@ def transfer(request):
     try:
         amount = parse_usd(request.POST.get("amount", ""), field=gettext("Amount"))
         referral_transfer(user=request.user, amount=amount, idempotency_key=request.POST.get("key") or uuid.uuid4().hex)
-        messages.success(request, gettext("Proceeds moved to your balance."))
+        messages.success(request, gettext("Proceeds moved to your balance."), extra_tags="form-transfer")
     except SynstarError as exc:
-        messages.error(request, exc.message)
-    return redirect(local_next(request, default="console:invite"))
+        messages.error(request, exc.message, extra_tags="form-transfer")  # shown beside the transfer form
+    return redirect(local_next(request, default=reverse("console:invite")) + "#transfer")
 
 
 def local_next(request, *, default: str) -> str:

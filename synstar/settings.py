@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "synstar.accounts.middleware.TimeZoneMiddleware",  # times in the user's zone (setting, else the browser's)
 ]
 
 ROOT_URLCONF = "synstar.urls"
@@ -142,6 +143,9 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.
 if env("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="SynStar <no-reply@synstar.local>")
+# Where pages send people who need help ("contact support"): an address, and optionally a help page.
+SUPPORT_EMAIL = env("SUPPORT_EMAIL", default="")
+SUPPORT_URL = env("SUPPORT_URL", default="")
 
 # --- Product settings -----------------------------------------------------------------------------
 # Credit granted once to every new account, in USD ("0" disables it).

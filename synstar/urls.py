@@ -40,6 +40,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     *wallet.webhook_urlpatterns,
+    path("favicon.ico", shell.favicon, name="favicon"),
     path("healthz", shell.healthz, name="healthz"),  # liveness: the process answers, nothing else is touched
     # readiness, for load balancers: the database, the cache and the task broker answer
     path("health/", HealthView.as_view(), name="health"),

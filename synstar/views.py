@@ -1,7 +1,8 @@
 """Shell views: health, and error pages that answer JSON to API clients in the one error shape."""
 
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
 
 from synstar.errors import NotFound, SynstarError, json_error
@@ -12,6 +13,13 @@ API_PREFIXES = ("/api/", "/v1/", "/webhooks/")
 
 def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever the page links: send them to the SVG icon."""
+    response = HttpResponseRedirect(static("console/favicon.svg"))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def not_found(request, exception=None):

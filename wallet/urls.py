@@ -22,6 +22,7 @@ console_urlpatterns = [
     path("wallet/autotopup/card/", autotopup.autotopup_card_setup, name="autotopup-card"),
     path("wallet/autotopup/card/remove/", autotopup.autotopup_card_remove, name="autotopup-card-remove"),
     path("bills/", topups.bills_page, name="bills"),
+    path("bills/<str:order_no>/status/", topups.bill_status, name="bill-status"),
     path("bills/<str:order_no>/receipt.pdf", invoices.receipt_download, name="receipt-pdf"),
     path("invoices/", invoices.invoices_page, name="invoices"),
     path("invoices/<int:request_id>.pdf", invoices.invoice_download, name="invoice-pdf"),

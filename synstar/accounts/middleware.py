@@ -1,11 +1,20 @@
-"""The account's language setting, applied to every request of a signed-in user.
+"""The account's settings applied to every request: its language and its time zone.
 
-Runs after AuthenticationMiddleware and LocaleMiddleware: an account with a language set reads the
-console in it whatever the browser says; an account without one (the default) keeps what LocaleMiddleware
-chose (the switch's cookie, else Accept-Language)."""
+UserLanguageMiddleware runs after AuthenticationMiddleware and LocaleMiddleware: an account with a language
+set reads the console in it whatever the browser says; an account without one (the default) keeps what
+LocaleMiddleware chose (the switch's cookie, else Accept-Language).
+
+TimeZoneMiddleware: times in the user's time zone: the account's setting, else the zone the browser reported
+(a cookie the console's pages set from `Intl.DateTimeFormat`), else the site's TIME_ZONE."""
+
+import zoneinfo
 
 from django.conf import settings
-from django.utils import translation
+from django.utils import timezone, translation
+
+from synstar.accounts.selectors import time_zone_for
+
+BROWSER_ZONE_COOKIE = "tz"
 
 
 class UserLanguageMiddleware:
@@ -20,3 +29,17 @@ class UserLanguageMiddleware:
             translation.activate(language)
             request.LANGUAGE_CODE = language
         return self.get_response(request)
+
+
+class TimeZoneMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone = time_zone_for(user=getattr(request, "user", None), browser_zone=request.COOKIES.get(BROWSER_ZONE_COOKIE, "")[:64])
+        request.time_zone = zone
+        timezone.activate(zoneinfo.ZoneInfo(zone))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -49,6 +49,8 @@ class User(AbstractUser):
     status_note = models.TextField(blank=True, default="", help_text="Why the account has this status.")
     # The console's language (a code of settings.LANGUAGES); empty: the browser's (Accept-Language).
     language = models.CharField(max_length=16, blank=True, default="", choices=settings.LANGUAGES)
+    # An IANA zone ("Asia/Shanghai") the console shows times in; empty: the browser's own zone.
+    time_zone = models.CharField(max_length=64, blank=True, default="", help_text="Empty: the browser's time zone.")
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = []  # noqa: RUF012

@@ -1,11 +1,14 @@
 """The account-status policy: what an account in each status may do. One place, used by every service
 that holds, tops up, redeems or transfers, by the metering hot path (from the status columns it reads)
-and by the console's banner."""
+and by the console's banner. Also the time zone a user's times are shown in."""
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils.functional import Promise, lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -82,3 +85,17 @@ def account_action_check(*, user: User, action: str) -> None:
     refusal = account_policy_for(user=user).refusal(action)
     if refusal is not None:
         raise refusal
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """Every IANA zone name this system knows (the choices of the time zone setting)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+def time_zone_for(*, user, browser_zone: str = "") -> str:
+    """The zone to show times in: the user's setting, else the browser's (reported by the page), else the site's."""
+    for zone in (getattr(user, "time_zone", "") if user is not None and user.is_authenticated else "", browser_zone):
+        if zone and zone in time_zones():
+            return zone
+    return settings.TIME_ZONE

@@ -5,6 +5,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from synstar.accounts.models import User, UserStatusChange
+from synstar.accounts.selectors import time_zones
 from synstar.errors import InvalidRequest
 from synstar.i18n import lazy_format
 
@@ -44,4 +45,14 @@ def user_language_set(*, user: User, language: str) -> User:
     if user.language != language:
         user.language = language
         user.save(update_fields=["language"])
+    return user
+
+
+def user_time_zone_set(*, user: User, time_zone: str) -> User:
+    """The zone the console shows this user's times in: an IANA name, or empty for the browser's."""
+    time_zone = (time_zone or "").strip()
+    if time_zone and time_zone not in time_zones():
+        raise InvalidRequest(_("Choose a time zone from the list."), code="invalid_time_zone")
+    User.objects.filter(pk=user.pk).update(time_zone=time_zone)
+    user.time_zone = time_zone
     return user

@@ -25,4 +25,5 @@ pytestmark = pytest.mark.django_db
 def test_transfer_redirects_only_to_local_paths(client, next_url, lands_on):
     client.force_login(make_user())
     response = client.post("/invite/transfer/", {"amount": "1", "next": next_url})
-    assert response.status_code == 302 and response["Location"] == lands_on
+    # ...at the transfer form, where its message is shown
+    assert response.status_code == 302 and response["Location"] == lands_on + "#transfer"

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
-from django.utils.translation import gettext
 
 from wallet.models import Account, Entry, Hold, Transaction
 from wallet.selectors.history import KIND_LABELS, posting_detail
@@ -48,15 +47,6 @@ class ActivityRow:
     amount: int
     created_at: object
     user_reason: str = ""
-
-
-def user_description(*, kind: str, description: str, user_reason: str) -> str:
-    """What the user reads for a posting. A manual adjustment shows its user-facing reason (or a plain label),
-    never the internal note or the operator: adjustments made before `user_reason` existed were described
-    "Adjustment by <operator email>", and postings are append-only, so the description is not shown for them."""
-    if kind == Transaction.Kind.ADJUSTMENT:
-        return user_reason or gettext("Balance adjustment")
-    return gettext(description) if description else ""  # fixed descriptions are marked with gettext_noop
 
 
 def wallet_activity(*, user, limit: int = 10) -> list[ActivityRow]:

@@ -7,12 +7,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from synstar.accounts.selectors import TOP_UP, account_policy_for
 from synstar.errors import SynstarError
-from synstar.money import InvalidAmount, parse_usd
+from synstar.money import InvalidAmount, format_usd, parse_usd
 from wallet.models import TopUpOrder
 from wallet.providers import (
     ProviderError,
@@ -32,11 +32,23 @@ from wallet.services.webhooks import sandbox_checkout_answer, sandbox_checkout_f
 
 
 def _quote(raw: str) -> dict:
+    """The amount field's answer: the credits it buys, or one plain-words error for the field."""
+    text = (raw or "").strip().lstrip("$").replace(",", "").strip()
     try:
-        amount = parse_usd(raw or "0", allow_zero=True)
+        amount = parse_usd(text, allow_zero=True)
+    except InvalidAmount:
+        return {"error": _("Enter an amount such as 25.00."), "code": "invalid_amount"}
+    try:
         topup_validate(amount)
     except InvalidAmount as exc:
-        return {"error": exc.message, "code": exc.code}
+        minimum, maximum = topup_limits()
+        if exc.code == "amount_too_small":
+            message = _("The minimum top-up is $%(minimum)s.") % {"minimum": format_usd(minimum, grouping=True)}
+        elif exc.code == "amount_too_large":
+            message = _("The most you can top up here is $%(maximum)s.") % {"maximum": format_usd(maximum, grouping=True)}
+        else:
+            message = _("Enter whole cents, such as 25.50.")
+        return {"error": message, "code": exc.code}
     bonus = bonus_for(amount)
     return {"amount": amount, "bonus": bonus, "total": amount + bonus}
 
@@ -67,13 +79,16 @@ def topup_quote(request):
 @login_required
 @require_POST
 def topup_start(request):
+    back = f"{reverse('console:wallet')}?{urlencode({'amount': request.POST.get('amount', '')})}"
+    quote = _quote(request.POST.get("amount", ""))
+    if quote.get("error"):
+        return redirect(back)  # the wallet page shows the amount's error under the field
     try:
-        amount = parse_usd(request.POST.get("amount", ""), field=gettext("Amount"))
-        order = order_create(user=request.user, amount=amount, method_code=request.POST.get("method", ""),
+        order = order_create(user=request.user, amount=quote["amount"], method_code=request.POST.get("method", ""),
                              base_url=request.build_absolute_uri("/")[:-1])
     except SynstarError as exc:
-        messages.error(request, exc.message)
-        return redirect(f"{reverse('console:wallet')}?{urlencode({'amount': request.POST.get('amount', '')})}")
+        messages.error(request, exc.message, extra_tags="form-topup")
+        return redirect(back)
     return redirect(order.checkout_url)
 
 
@@ -90,13 +105,42 @@ def bills_page(request):
     if before:
         orders = orders.filter(id__lt=before)
     page = list(orders[: BILLS_PAGE + 1])  # keyset pagination: a deep page costs what the first does
-    paid = request.GET.get("paid")
-    if paid:
-        messages.info(request, gettext("Payment for %(order)s received; credits appear once the provider confirms it.") % {"order": paid})
+    # Back from a checkout (?paid=<order no.> or ?cancelled=<order no.>): say how it went, and keep the answer
+    # and that bill's row up to date by polling until the order reaches its final status.
+    how = "paid" if request.GET.get("paid") else "cancelled" if request.GET.get("cancelled") else ""
+    returned = _own_order(request, request.GET.get(how, "")) if how else None
+    polled = {o.pk for o in page if o.status in OPEN and (o.status == TopUpOrder.Status.PAID or (returned is not None and o.pk == returned.pk))}
     return render(request, "console/bills.html", {
         "orders": page[:BILLS_PAGE], "status": status, "statuses": TopUpOrder.Status.choices,
         "next_before": page[BILLS_PAGE - 1].pk if len(page) > BILLS_PAGE else None, "is_first_page": before is None,
+        "returned": returned, "how": how, "polled": polled, "poll": returned is not None and returned.status in OPEN,
     })
+
+
+OPEN = (TopUpOrder.Status.PENDING, TopUpOrder.Status.PAID)
+BILL_POLLS_MAX = 150  # every 2 seconds: a bill is watched for 5 minutes, then the page stops asking
+
+
+def _own_order(request, order_no: str) -> TopUpOrder | None:
+    return TopUpOrder.objects.filter(user=request.user, order_no=order_no).select_related("method").first()
+
+
+@login_required
+def bill_status(request, order_no: str):
+    """One bill, re-rendered for htmx polling: its row (`part=row`) or the answer shown after a checkout
+    (`part=banner`). Either keeps polling while the order is open, and stops at a final status."""
+    order = _own_order(request, order_no)
+    if order is None:
+        raise Http404("No such bill.")
+    try:
+        polls = int(request.GET.get("polls") or 0) + 1
+    except ValueError:
+        polls = BILL_POLLS_MAX
+    poll = order.status in OPEN and polls < BILL_POLLS_MAX
+    how = "cancelled" if request.GET.get("how") == "cancelled" else "paid"
+    if request.GET.get("part") == "banner":
+        return render(request, "console/_bill_return.html", {"o": order, "poll": poll, "polls": polls, "how": how})
+    return render(request, "console/_bill_row.html", {"o": order, "poll": poll, "polls": polls})
 
 
 BILLS_PAGE = 50

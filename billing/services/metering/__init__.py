@@ -361,8 +361,8 @@ def _settle_one(generation_id: int) -> sql.SettleRow | None:
     holds_settle(charges=[account], closes=[hold] if hold else [], now=now, orm=_sql() is orm)
     _sql().generations_close([generation], now=now)
     _sql().usage_days_add([generation_id])  # the daily rollup
-    return row
     _autotopup_after_commit([account])
+    return row
 
 
 def _autotopup_after_commit(charges: list[AccountCharge]) -> None:

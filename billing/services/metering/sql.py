@@ -313,6 +313,8 @@ def batch_lock(limit: int) -> list[SettleRow]:
 # --- the daily usage rollup (billing_usageday), in the settlement's transaction ----------------------
 
 # The day of a charge is the UTC day of its settlement posting (a free request has none: its close time).
+# Its entry on the user's account is found by the posting's id alone (`account_id + 0` keeps the planner off
+# the account index, which would read every entry of a busy account).
 USAGE_DAY_SQL = "(COALESCE(t.created_at, g.closed_at) AT TIME ZONE 'UTC')::date"
 
 USAGE_DAYS_ADD_SQL = f"""
@@ -321,7 +323,7 @@ SELECT g.user_id, {USAGE_DAY_SQL}, g.model_id, SUM(g.final_cost), COUNT(*), MIN(
   FROM billing_generation g
   JOIN wallet_hold h ON h.id = g.hold_id
   LEFT JOIN wallet_transaction t ON t.id = h.settlement_id
-  LEFT JOIN wallet_entry e ON e.transaction_id = t.id AND e.account_id = h.account_id
+  LEFT JOIN wallet_entry e ON e.transaction_id = t.id AND e.account_id + 0 = h.account_id
  WHERE g.id = ANY(%s) AND g.state = 'settled'
  GROUP BY 1, 2, 3
  ORDER BY 1, 2, 3
