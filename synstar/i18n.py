@@ -40,3 +40,10 @@ def language_from_accept_language(header: str) -> str:
         except LookupError:
             continue
     return settings.LANGUAGE_CODE
+
+
+def user_language(user: Any) -> str:
+    """The language to write to this user in outside a request (emails from Celery tasks): the account's
+    setting, else the site's default. Use as `with translation.override(user_language(user)): ...`."""
+    language = getattr(user, "language", "") or ""
+    return language if language in {code for code, _name in settings.LANGUAGES} else settings.LANGUAGE_CODE

@@ -153,3 +153,23 @@ def test_the_cny_figure_shows_only_with_a_rate(client, make_user):
     with override_settings(CNY_PER_USD="7.2"):
         text = client.get(url, **ZH).content.decode()
     assert "约 ¥720.00" in text and "仅供参考" in text
+
+
+@pytest.mark.django_db
+def test_emails_sent_outside_a_request_use_the_accounts_language(make_user, django_capture_on_commit_callbacks):
+    """A Celery task has no Accept-Language: alert emails follow the account's language setting."""
+    from django.utils.translation import gettext_lazy
+
+    from wallet.services.alerts import alert_email
+
+    chinese, english = make_user(email="zh@example.com"), make_user(email="en@example.com")
+    User.objects.filter(pk=chinese.pk).update(language="zh-hans")
+    chinese.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        for user in (chinese, english):
+            alert_email(user=user, subject=gettext_lazy("Your SynStar balance is low"), template="email/low_balance.txt",
+                        context={"available": "1.00", "threshold": "5.00"})
+    by_address = {m.to[0]: m for m in mail.outbox}
+    assert by_address["zh@example.com"].subject == "[SynStar] 您的 SynStar 余额不足"
+    assert "已低于提醒阈值 $5.00" in by_address["zh@example.com"].body
+    assert by_address["en@example.com"].subject == "[SynStar] Your SynStar balance is low"
