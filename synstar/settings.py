@@ -155,7 +155,7 @@ METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default
 # per second one process must see on an account before it leases, and leases per account per process.
 METERING_LEASES = env.bool("METERING_LEASES", default=True)
 METERING_LEASE_SECONDS = env.int("METERING_LEASE_SECONDS", default=30)
-METERING_LEASE_MIN_RATE = env.int("METERING_LEASE_MIN_RATE", default=5)
+METERING_LEASE_MIN_RATE = env.int("METERING_LEASE_MIN_RATE", default=2)
 METERING_LEASE_STRIPES = env.int("METERING_LEASE_STRIPES", default=4)
 # The relay (billing/relay, the OpenAI-compatible API).
 # Threads running the relay's database work (each keeps one connection): size with PostgreSQL's max_connections.
