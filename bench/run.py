@@ -158,8 +158,20 @@ def baseline_updates(n_rows: int, clients: int, seconds: int) -> dict:
     return {"H_hot_row_update_tps": h, "U_spread_update_tps": u, "rows": n_rows}
 
 
-def capture_request_sql(fx: dict, seeded: dict) -> tuple[str, dict]:
+def capture_request_sql(fx: dict, seeded: dict) -> tuple[str, dict, str]:
     """Run one hold + report + settle for the first seeded token and capture every statement."""
+    from django.test.utils import override_settings
+
+    from billing.services.metering import leases
+
+    # P replays one request's SQL on the account row (a lease taken by this process would be one row
+    # shared by every pgbench client): leases off while capturing.
+    leases.forget()
+    with override_settings(METERING_LEASES=False, METERING_LEASE_MIN_RATE=10**9):
+        return _capture_request_sql(fx, seeded)
+
+
+def _capture_request_sql(fx: dict, seeded: dict) -> tuple[str, dict, str]:
     from bench.sqlcapture import capture, pgbench_script
     from billing.models import GatewayKey, Generation
     from billing.services.metering import generation_settle, metering_hold, metering_report
