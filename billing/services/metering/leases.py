@@ -38,7 +38,11 @@ from wallet.services.ledger import LeaseState, lease_resize, lease_take, leases_
 
 SHARE = 4  # a lease takes at most a quarter of the account's available balance
 MIN_HOLDS = 8  # and at least this many holds of the request's estimate, else the account is small
-HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _holder() -> str:
+    """host:pid of this process (read at take time: a forked worker is not its parent)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -147,7 +151,7 @@ def place(*, account_id: int, amount: int, now: datetime) -> tuple[int, int] | N
     if not enabled() or not hot:
         return None
     state = lease_take(account_id=account_id, want=headroom + amount, minimum=MIN_HOLDS * amount, share=SHARE,
-                       seconds=seconds, holder=HOLDER, now=now)
+                       seconds=seconds, holder=_holder(), now=now)
     if state is None:
         _small(entry, clock)
         return None
