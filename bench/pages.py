@@ -50,37 +50,43 @@ def seed_usage(prefix: str, rows: int) -> int:
     topup = usd("25")
     # The ledger's triggers (append-only, balanced at commit) are set aside for the bulk load only: every
     # posting below is balanced by construction and check_ledger verifies the result.
+    # Ids follow time, as in production: every posting (settlements and top-ups interleaved) takes its
+    # transaction id and its two entries' ids in time order.
     psql(f"""
         SET session_replication_role = replica;
         UPDATE wallet_entry SET statement_kind = 'grant' WHERE account_id = {aid};
-        CREATE TEMP TABLE s AS
-            SELECT g, now() - (g * ({DAYS} * 86400.0 / {rows})) * interval '1 second' AS at,
-                   100000 + (g % 97) * 10000 AS cost, (ARRAY[{models}])[1 + g % 3] AS model,
-                   nextval('wallet_transaction_id_seq') AS txn, nextval('wallet_hold_id_seq') AS hold
-              FROM generate_series(1, {rows}) g;
+        CREATE TEMP TABLE p0 AS
+            SELECT g, now() - (({rows} - g) * ({DAYS} * 86400.0 / {rows})) * interval '1 second' - interval '1 second' AS at,
+                   100000 + (g % 97) * 10000 AS cost, (ARRAY[{models}])[1 + g % 3] AS model, 'settlement'::text AS kind
+              FROM generate_series(1, {rows}) g
+            UNION ALL
+            SELECT g, now() - (g * ({DAYS} * 86400.0 / {TOPUPS}) + 1) * interval '1 second', {topup}, NULL, 'grant'
+              FROM generate_series(1, {TOPUPS}) g;
+        CREATE TEMP TABLE p AS
+            SELECT o.*, nextval('wallet_transaction_id_seq') AS txn,
+                   CASE WHEN kind = 'settlement' THEN nextval('wallet_hold_id_seq') END AS hold
+              FROM (SELECT * FROM p0 ORDER BY at) o;
         INSERT INTO wallet_transaction (id, kind, idempotency_key, description, reason, user_reason, created_at)
-            SELECT txn, 'settlement', 'hold-settle:' || hold, 'Usage', '', '', at FROM s;
-        INSERT INTO wallet_entry (transaction_id, account_id, amount)
-            SELECT txn, {aid}, -cost FROM s UNION ALL SELECT txn, {revenue}, cost FROM s;
+            SELECT txn, kind, CASE WHEN kind = 'settlement' THEN 'hold-settle:' || hold ELSE 'bench-topup:{prefix}:' || g END,
+                   CASE WHEN kind = 'settlement' THEN 'Usage' ELSE 'Promotional credit' END, '', '', at
+              FROM p ORDER BY at;
+        INSERT INTO wallet_entry (transaction_id, account_id, amount, statement_kind)
+            SELECT txn,
+                   CASE WHEN side = 1 THEN {aid} WHEN kind = 'settlement' THEN {revenue} ELSE {promotions} END,
+                   CASE WHEN (side = 1) = (kind = 'settlement') THEN -cost ELSE cost END,
+                   CASE WHEN kind = 'settlement' THEN NULL ELSE 'grant' END
+              FROM p CROSS JOIN (VALUES (1), (2)) v(side) ORDER BY at, side;
         INSERT INTO wallet_hold (id, account_id, amount, status, expires_at, settled_amount, settlement_id, created_at, closed_at)
-            SELECT hold, {aid}, cost, 'settled', at, cost, txn, at, at FROM s;
+            SELECT hold, {aid}, cost, 'settled', at, cost, txn, at, at FROM p WHERE kind = 'settlement';
         INSERT INTO billing_generation (public_id, user_id, token_id, gateway_id, hold_id, model_id, group_name, endpoint, state,
             est_input_tokens, est_output_tokens, est_units, rate, price_snapshot, estimated_cost, input_tokens, output_tokens,
             cached_tokens, units, outcome, error, final_cost, charge_basis, over_estimate, created_at, deadline, reported_at, closed_at)
             SELECT 'gen-{prefix}-' || g, {uid}, {tid}, {gateway}, hold, model, 'default', '/v1/chat/completions', 'settled',
                 500, 500, 0, 1, '{{"billing_type": "per_token"}}'::jsonb, cost, 500, 40, 0, NULL, 'succeeded', '', cost,
                 'reported', false, at, at, at, at
-              FROM s;
-        CREATE TEMP TABLE t AS
-            SELECT g, now() - (g * ({DAYS} * 86400.0 / {TOPUPS}) + 1) * interval '1 second' AS at,
-                   nextval('wallet_transaction_id_seq') AS txn
-              FROM generate_series(1, {TOPUPS}) g;
-        INSERT INTO wallet_transaction (id, kind, idempotency_key, description, reason, user_reason, created_at)
-            SELECT txn, 'grant', 'bench-topup:{prefix}:' || g, 'Promotional credit', '', '', at FROM t;
-        INSERT INTO wallet_entry (transaction_id, account_id, amount, statement_kind)
-            SELECT txn, {aid}, {topup}, 'grant' FROM t UNION ALL SELECT txn, {promotions}, -{topup}, 'grant' FROM t;
-        UPDATE wallet_account SET balance = balance - (SELECT sum(cost) FROM s) + {TOPUPS} * {topup},
-               consumed = consumed + (SELECT sum(cost) FROM s), request_count = request_count + {rows}
+              FROM p WHERE kind = 'settlement' ORDER BY at;
+        UPDATE wallet_account SET balance = balance - (SELECT sum(cost) FROM p WHERE kind = 'settlement') + {TOPUPS} * {topup},
+               consumed = consumed + (SELECT sum(cost) FROM p WHERE kind = 'settlement'), request_count = request_count + {rows}
          WHERE id = {aid};
         SELECT setval('billing_generation_id_seq', (SELECT max(id) FROM billing_generation));
     """, DB["name"])
@@ -162,6 +168,7 @@ def main() -> None:
     from billing.services.usage import usage_days_rebuild
     from wallet.selectors.ledger import ledger_problems
 
+    psql("ANALYZE", DB["name"])
     t = time.perf_counter()
     rollup_rows = usage_days_rebuild()
     rebuild_s = round(time.perf_counter() - t, 2)

@@ -155,6 +155,12 @@ METERING_MIN_HOLD_USD = env("METERING_MIN_HOLD_USD", default="0.001")
 METERING_SETTLE_BATCH_WINDOW_MS = env.int("METERING_SETTLE_BATCH_WINDOW_MS", default=1000)
 # A report not settled after this long (its task was lost) is settled by the sweeper.
 METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default=30)
+# Leases for hot accounts (PostgreSQL; README "Leases"): on/off, a lease's life between renewals, the holds
+# per second one process must see on an account before it leases, and leases per account per process.
+METERING_LEASES = env.bool("METERING_LEASES", default=True)
+METERING_LEASE_SECONDS = env.int("METERING_LEASE_SECONDS", default=30)
+METERING_LEASE_MIN_RATE = env.int("METERING_LEASE_MIN_RATE", default=2)
+METERING_LEASE_STRIPES = env.int("METERING_LEASE_STRIPES", default=4)
 # Alerts and budgets (h-alerts). Token budgets (day/week/month) reset at 00:00 in this zone.
 TOKEN_BUDGET_TIME_ZONE = env("TOKEN_BUDGET_TIME_ZONE", default="UTC")
 # Low-balance alert: the default threshold in USD for users who set none ("0" turns the default off).

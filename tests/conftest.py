@@ -12,6 +12,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "ledger_broken: the test breaks the ledger on purpose; skip the check")
+    config.addinivalue_line("markers", "leases: hot accounts take leases (METERING_LEASES on) in this test")
     # Tests create thousands of users; PBKDF2 would dominate the run. Passwords are not under test here.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -43,6 +44,21 @@ def _fresh_system_account_cache():
     services._system_account_ids.clear()
     yield
     services._system_account_ids.clear()
+
+
+@pytest.fixture(autouse=True)
+def _leases_only_where_asked(request):
+    """Leases change `held` by whole slices once an account is hot: tests that assert exact balances of
+    quick holds run without them; tests marked `leases` (and the state machine, explicitly) cover them.
+    Each test starts with this process's lease cache empty (its leases were rolled back)."""
+    from billing.services.metering import leases
+
+    before = settings.METERING_LEASES
+    settings.METERING_LEASES = request.node.get_closest_marker("leases") is not None
+    leases.forget()
+    yield
+    settings.METERING_LEASES = before
+    leases.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -133,7 +133,7 @@ class AdjustmentForm(forms.Form):
     user_reason = forms.CharField(
         required=False, max_length=255, label=_("Reason shown to the user"),
         help_text=_("Appears in the user's balance history, e.g. “Credit for the outage on 3 May”. "
-                    "Empty: “Balance adjustment”."),
+                    "Empty: the row just says “Adjustment”."),
     )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label=_("Internal note"),
                              help_text=_("For operators only; recorded with your name, never shown to the user."))
@@ -694,7 +694,8 @@ def autotopup_off_action(modeladmin, request, queryset):
 
 
 @admin.register(AutoTopUp)
-class AutoTopUpAdmin(ReadOnlyAdmin):
+class AutoTopUpAdmin(UsdAdminMixin, ReadOnlyAdmin):
+    usd_fields = ("threshold", "amount", "daily_cap")
     list_display = ["user", "enabled", "threshold_usd", "amount_usd", "daily_cap_usd", "card", "disabled_reason", "updated_at"]
     list_filter = ["enabled"]
     search_fields = ["user__email", "stripe_customer_id", "payment_method_id"]
@@ -725,8 +726,10 @@ class AutoTopUpAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AutoTopUpAttempt)
-class AutoTopUpAttemptAdmin(ReadOnlyAdmin):
+class AutoTopUpAttemptAdmin(UsdAdminMixin, ReadOnlyAdmin):
     """The auto top-up orders (off-session charges of saved cards), with the provider's answer."""
+
+    usd_fields = ("amount", "bonus")
 
     list_display = ["order_no", "user", "amount_usd", "bonus_usd", "status", "failure_reason", "provider_error", "payment_id", "created_at"]
     list_filter = ["status"]

@@ -13,7 +13,7 @@ SELECT g.user_id, (COALESCE(t.created_at, g.closed_at) AT TIME ZONE 'UTC')::date
   FROM billing_generation g
   JOIN wallet_hold h ON h.id = g.hold_id
   LEFT JOIN wallet_transaction t ON t.id = h.settlement_id
-  LEFT JOIN wallet_entry e ON e.transaction_id = t.id AND e.account_id = h.account_id
+  LEFT JOIN wallet_entry e ON e.transaction_id = t.id AND e.account_id + 0 = h.account_id
  WHERE g.state = 'settled'
  GROUP BY 1, 2, 3
 """

@@ -121,7 +121,7 @@ def test_overdue_hold_expires_and_a_late_report_still_settles_once(gateway, make
     user = make_user(balance="9.50")
     token = make_token(user)
     generation = hold(gateway, token)
-    assert metering_sweep(now=timezone.now() + timedelta(hours=1)) == {"expired": 1, "settled": 0}
+    assert metering_sweep(now=timezone.now() + timedelta(hours=1)) == {"expired": 1, "settled": 0, "leases": 0}
     generation.refresh_from_db()
     assert generation.state == "expired" and Hold.objects.get(pk=generation.hold_id).status == "expired"
     assert wallet_statistics(user=user).held == 0 and ApiToken.objects.get(pk=token.pk).held == 0
@@ -139,8 +139,8 @@ def test_sweeper_settles_a_report_whose_task_was_lost(gateway, make_token):
     user = make_user(balance="9.50")
     generation = hold(gateway, make_token(user))
     metering_report(gateway=gateway, public_id=generation.public_id, outcome="succeeded", usage=Usage(input_tokens=10))
-    assert metering_sweep() == {"expired": 0, "settled": 0}  # too recent: the task may still come
-    assert metering_sweep(now=timezone.now() + timedelta(minutes=5)) == {"expired": 0, "settled": 1}
+    assert metering_sweep() == {"expired": 0, "settled": 0, "leases": 0}  # too recent: the task may still come
+    assert metering_sweep(now=timezone.now() + timedelta(minutes=5)) == {"expired": 0, "settled": 1, "leases": 0}
     assert Generation.objects.get(pk=generation.pk).state == "settled"
 
 

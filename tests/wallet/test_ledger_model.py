@@ -1,24 +1,39 @@
 """A stateful model of the ledger (hypothesis) on PostgreSQL: random sequences of credits, debits,
 adjustments, top-ups, refunds, refund failures, disputes, replayed idempotency keys, and metered requests
 through the path production runs (a gateway's hold, the usage report, the worker's batch settlement, the
-sweeper's expiry, late and repeated reports), checked against a plain Python model after every step,
-with check_ledger's invariants. Grow it as features add postings."""
+sweeper's expiry, late and repeated reports), leases of a hot account (taken, holds placed on them,
+renewed larger or smaller, returned, expired by the sweeper with holds outstanding, consolidated before a
+refusal), checked against a plain Python model after every step, with check_ledger's invariants. Grow
+it as features add postings."""
 
+import collections
 import itertools
+from datetime import timedelta
 
 import pytest
 from django.test import override_settings
-from hypothesis import HealthCheck, settings
+from django.utils import timezone
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule, run_state_machine_as_test
 
+from billing.services.metering import leases as lease_cache
+from billing.services.metering import metering_sweep
 from synstar.errors import AccountInDebt, Conflict, InsufficientBalance
 from tests.factories import make_user
 from tests.metering import meter_expire, meter_hold, meter_release, meter_settle
 from wallet.demo import topup_config_load
-from wallet.models import SystemAccount
+from wallet.models import Account, Lease, SystemAccount
 from wallet.selectors.ledger import ledger_problems, wallet_statistics
-from wallet.services.ledger import adjustment_create, credit_create, debit_create
+from wallet.services.ledger import (
+    LeaseState,
+    adjustment_create,
+    credit_create,
+    debit_create,
+    lease_resize,
+    lease_return,
+    lease_take,
+)
 from wallet.services.refunds import order_dispute, order_refund, refund_fail
 from wallet.services.topups import bonus_for, order_complete, order_create
 
@@ -29,6 +44,12 @@ amounts = st.integers(min_value=1, max_value=5_000_000_000)
 small = st.integers(min_value=0, max_value=2_000_000_000)
 held_amounts = st.integers(min_value=1, max_value=2_000_000_000)  # a hold freezes something
 _keys = itertools.count()
+SEEN: collections.Counter = collections.Counter()  # which lease cases the run reached
+
+
+def _seen(what: str) -> None:
+    event(what)
+    SEEN[what] += 1
 
 
 class LedgerModel(RuleBasedStateMachine):
@@ -37,6 +58,7 @@ class LedgerModel(RuleBasedStateMachine):
     credit_keys = Bundle("credit_keys")
     orders = Bundle("orders")
     refunds = Bundle("refunds")
+    leases = Bundle("leases")
 
     def __init__(self):
         super().__init__()
@@ -46,7 +68,11 @@ class LedgerModel(RuleBasedStateMachine):
         self.held = {u.pk: 0 for u in self.users}
         self.consumed = {u.pk: 0 for u in self.users}
         self.requests = {u.pk: 0 for u in self.users}
-        self.hold_state = {}  # hold id -> (user pk, amount, status, settled amount)
+        self.hold_state = {}  # generation id -> (user pk, amount, status, settled amount, lease id or None)
+        self.lease_state = {}  # lease id -> [user pk, size, used, status]
+        self.current_lease = {}  # user pk -> the lease this thread's holds go to
+        self.account_ids = {u.pk: Account.objects.get(user=u, kind="main").pk for u in self.users}
+        lease_cache.forget()
         self.order_state = {}  # order id -> [user pk, base left, bonus left]
         topup_config_load()
 
@@ -92,33 +118,70 @@ class LedgerModel(RuleBasedStateMachine):
         else:
             self.balance[user.pk] += amount
 
+    def _open_lease(self, lease_id):
+        return lease_id is not None and self.lease_state[lease_id][3] == "open"
+
     @rule(target=holds, who=st.integers(0, 1), amount=held_amounts)
     def hold(self, who, amount):
+        """A hold goes on the thread's lease if it fits there; else on the account, and before a refusal
+        every open lease of the account hands its unused part back (consolidation)."""
         user = self.users[who]
+        lease_id = self.current_lease.get(user.pk)
+        on_lease = self._open_lease(lease_id) and self.lease_state[lease_id][2] + amount <= self.lease_state[lease_id][1]
+        mine = [state for state in self.lease_state.values() if state[0] == user.pk and state[3] == "open"]
+        slack = sum(state[1] - state[2] for state in mine)
         try:
             generation = meter_hold(user, amount)
         except (InsufficientBalance, AccountInDebt) as exc:
-            assert amount > self.available(user.pk)
+            # Refused only when the account's available plus every lease's unused part is short (the
+            # consolidation is rolled back with the refused hold).
+            assert not on_lease and amount > self.available(user.pk) + slack
             assert isinstance(exc, AccountInDebt) == (self.balance[user.pk] < 0)
             return None
-        assert amount <= self.available(user.pk)
-        self.held[user.pk] += amount
-        self.hold_state[generation.pk] = (user.pk, amount, "open", None)
+        if not on_lease and amount > self.available(user.pk):  # placed after consolidating the leases
+            for state in mine:
+                self.held[user.pk] -= state[1] - state[2]
+                state[1] = state[2]
+        _seen(f"hold placed {'on a lease' if on_lease else 'on the account'}")
+        if on_lease:
+            self.lease_state[lease_id][2] += amount
+        else:
+            assert amount <= self.available(user.pk)
+            self.held[user.pk] += amount
+        from wallet.models import Hold
+
+        assert Hold.objects.get(pk=generation.hold_id).lease_id == (lease_id if on_lease else None)
+        self.hold_state[generation.pk] = (user.pk, amount, "open", None, lease_id if on_lease else None)
         return generation
+
+    @rule(target=holds, who=st.integers(0, 1), amount=st.integers(1, 60_000_000))
+    def small_hold(self, who, amount):
+        """A hold small enough to fit in a lease often."""
+        return self.hold(who, amount)
+
+    def _lift(self, pk, amount, lease_id, charged):
+        """A hold closes: on an open lease its used falls (and its size with held by what it paid);
+        otherwise (no lease, or the lease closed meanwhile) held falls by the hold."""
+        if self._open_lease(lease_id):
+            self.lease_state[lease_id][2] -= amount
+            self.lease_state[lease_id][1] -= charged
+            self.held[pk] -= charged
+        else:
+            self.held[pk] -= amount
 
     @rule(target=closed_holds, generation=consumes(holds), cost=small)
     def settle(self, generation, cost):
         """The gateway reports success; the worker's batch charges the cost (above the hold too)."""
         if generation is None:
             return None
-        pk, amount, status, _ = self.hold_state[generation.pk]
+        pk, amount, status, _, lease_id = self.hold_state[generation.pk]
         meter_settle(generation, cost)
         if status == "open":
-            self.held[pk] -= amount
+            self._lift(pk, amount, lease_id, min(cost, amount))
         self.balance[pk] -= cost
         self.consumed[pk] += cost
         self.requests[pk] += 1
-        self.hold_state[generation.pk] = (pk, amount, "settled", cost)
+        self.hold_state[generation.pk] = (pk, amount, "settled", cost, lease_id)
         return generation
 
     @rule(target=closed_holds, generation=consumes(holds), expired=st.booleans())
@@ -126,10 +189,10 @@ class LedgerModel(RuleBasedStateMachine):
         """The gateway reports failure (released by the batch), or never reports (expired by the sweeper)."""
         if generation is None:
             return None
-        pk, amount, _, _ = self.hold_state[generation.pk]
+        pk, amount, _, _, lease_id = self.hold_state[generation.pk]
         meter_expire(generation) if expired else meter_release(generation)
-        self.held[pk] -= amount
-        self.hold_state[generation.pk] = (pk, amount, "expired" if expired else "released", None)
+        self._lift(pk, amount, lease_id, 0)
+        self.hold_state[generation.pk] = (pk, amount, "expired" if expired else "released", None, lease_id)
         return generation
 
     @rule(generation=closed_holds, cost=small)
@@ -137,13 +200,77 @@ class LedgerModel(RuleBasedStateMachine):
         """A late report after expiry settles once; a report for a closed request changes nothing."""
         if generation is None:
             return
-        pk, amount, status, settled = self.hold_state[generation.pk]
+        pk, amount, status, settled, lease_id = self.hold_state[generation.pk]
         meter_settle(generation, cost)
         if status == "expired":
             self.balance[pk] -= cost
             self.consumed[pk] += cost
             self.requests[pk] += 1
-            self.hold_state[generation.pk] = (pk, amount, "settled", cost)
+            self.hold_state[generation.pk] = (pk, amount, "settled", cost, lease_id)
+
+    # --- leases (a hot account's slices; the process's cache is driven by hand here) ---
+
+    @rule(target=leases, who=st.integers(0, 1), size=st.integers(1, 400_000_000))
+    def take_lease(self, who, size):
+        """Reserve `size` of the account as a lease (all or nothing here) and send this thread's holds to it."""
+        pk = self.users[who].pk
+        state = lease_take(account_id=self.account_ids[pk], want=size, minimum=size, seconds=600)
+        if state is None:
+            assert size > self.available(pk)
+            return None
+        assert size <= self.available(pk) and state.size == size
+        self.held[pk] += size
+        self.lease_state[state.lease_id] = [pk, size, 0, "open"]
+        lease_cache.adopt(state)
+        self.current_lease[pk] = state.lease_id
+        return state.lease_id
+
+    @rule(lease_id=leases)
+    def use_lease(self, lease_id):
+        """Switch this thread's holds to another (maybe closed) lease of the account."""
+        if lease_id is None:
+            return
+        pk = self.lease_state[lease_id][0]
+        lease_cache.adopt(LeaseState(lease_id, self.account_ids[pk], 0, 0, timezone.now() + timedelta(seconds=600)))
+        self.current_lease[pk] = lease_id
+
+    @rule(lease_id=leases, headroom=st.integers(0, 3_000_000_000))
+    def renew_lease(self, lease_id, headroom):
+        """Renew: the size becomes used + headroom, growing by what the account has available, shrinking
+        by handing the unused part back."""
+        if lease_id is None:
+            return
+        pk, size, used, status = self.lease_state[lease_id]
+        state = lease_resize(lease_id=lease_id, headroom=headroom, seconds=600)
+        if status != "open":
+            assert state is None
+            return
+        want = used + headroom
+        if want > size:
+            size += min(want - size, max(self.available(pk), 0))
+        else:
+            size = want
+        self.held[pk] += size - self.lease_state[lease_id][1]
+        self.lease_state[lease_id][1] = size
+        assert (state.size, state.used) == (size, used)
+
+    @rule(lease_id=leases, expired=st.booleans())
+    def close_lease(self, lease_id, expired):
+        """The holder returns its lease, or dies and the sweeper releases it after its deadline; its
+        holds still open count on the account and settle (or expire) once."""
+        if lease_id is None:
+            return
+        pk, size, used, status = self.lease_state[lease_id]
+        if expired:
+            Lease.objects.filter(pk=lease_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+            released = metering_sweep()["leases"]
+            assert released == (1 if status == "open" else 0)
+        else:
+            assert lease_return(lease_id=lease_id) == (status == "open")
+        if status == "open":
+            _seen(f"lease {'expired' if expired else 'returned'} with {'holds outstanding' if used else 'no holds'}")
+            self.held[pk] -= size - used
+            self.lease_state[lease_id][3] = "expired" if expired else "returned"
 
     @rule(target=orders, who=st.integers(0, 1),
           dollars=st.sampled_from(["1", "5", "99.99", "100", "500", "1000", "1000.01", "2000"]))
@@ -238,12 +365,19 @@ class LedgerModel(RuleBasedStateMachine):
             assert s.held >= 0
 
     @invariant()
+    def leases_match_model(self):
+        for lease in Lease.objects.filter(pk__in=list(self.lease_state)):
+            pk, size, used, status = self.lease_state[lease.pk]
+            assert (lease.size, lease.used, lease.status) == (size, used, status)
+
+    @invariant()
     def ledger_is_sound(self):
         assert ledger_problems() == []
 
 
 @override_settings(METERING_MIN_HOLD_USD="0")  # a hold freezes exactly the amount asked
 def test_ledger_matches_a_simple_model():
+    SEEN.clear()
     run_state_machine_as_test(
         LedgerModel,
         settings=settings(
@@ -253,3 +387,5 @@ def test_ledger_matches_a_simple_model():
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
     )
+    # The run reached the lease cases it is meant to cover.
+    assert SEEN["hold placed on a lease"] and SEEN["lease expired with holds outstanding"], SEEN

@@ -146,8 +146,50 @@ class Entry(models.Model):
         return f"{self.account_id}: {self.amount}"
 
 
+class Lease(models.Model):
+    """A slice of a main account's available balance reserved by one process for a hot account's holds.
+
+    Taking or growing a lease raises the account's `held` by its `size` with one conditional update (a
+    durable hold); holds placed on it raise the lease's `used` instead of the account's `held`, so the
+    account row leaves the per-request path. Settling a hold on an open lease lowers `used` by its
+    amount and `size` (with the account's `held`) by what was charged, up to that amount. Closing a
+    lease (returned by its holder, or expired by the sweeper after `expires_at`) hands `size - used`
+    back to the account; its holds still open then count on the account directly and settle once.
+    Invariants (check_ledger): `held` = open holds not on an open lease + open leases' `size`; an open
+    lease's `used` = its open holds; `used <= size`.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RETURNED = "returned", "Returned by its holder"
+        EXPIRED = "expired", "Expired (released by the sweeper)"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="leases")
+    size = models.BigIntegerField(help_text="nanos reserved on the account's held")
+    used = models.BigIntegerField(default=0, help_text="nanos of the open holds placed on it")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    holder = models.CharField(max_length=200, blank=True, help_text="host:pid of the process that took it")
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(used__gte=0) & Q(used__lte=models.F("size")), name="wallet_lease_used_within_size"),
+        ]
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(status="open"), name="wallet_lease_open_by_deadline"),
+            models.Index(fields=["account"], condition=Q(status="open"), name="wallet_lease_open_by_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Lease #{self.pk} ({self.status})"
+
+
 class Hold(models.Model):
-    """Credit frozen on a main account, pending settlement (TigerBeetle's pending transfer)."""
+    """Credit frozen on a main account, pending settlement (TigerBeetle's pending transfer). A hold with
+    a `lease` was placed against that lease: while the lease is open it counts in the lease's `used`,
+    not in the account's `held`."""
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -156,6 +198,7 @@ class Hold(models.Model):
         EXPIRED = "expired", "Expired (released by the sweeper)"
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
+    lease = models.ForeignKey(Lease, on_delete=models.PROTECT, null=True, blank=True, related_name="holds")
     amount = models.BigIntegerField(help_text="nanos frozen")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     expires_at = models.DateTimeField()
@@ -183,6 +226,7 @@ class Hold(models.Model):
                 fields=["expires_at"], condition=Q(status="open"), name="wallet_hold_open_by_deadline"
             ),
             models.Index(fields=["account"], condition=Q(status="open"), name="wallet_hold_open_by_account"),
+            models.Index(fields=["lease"], condition=Q(status="open", lease__isnull=False), name="wallet_hold_open_by_lease"),
         ]
 
     def __str__(self) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from wallet.models import Account, Entry, Hold, Transaction
+from wallet.models import Account, Entry, Hold, Lease, Transaction
 from wallet.selectors.history import KIND_LABELS, posting_detail
 
 
@@ -49,15 +49,6 @@ class ActivityRow:
     user_reason: str = ""
 
 
-def user_description(*, kind: str, description: str, user_reason: str) -> str:
-    """What the user reads for a posting. A manual adjustment shows its user-facing reason (or a plain label),
-    never the internal note or the operator: adjustments made before `user_reason` existed were described
-    "Adjustment by <operator email>", and postings are append-only, so the description is not shown for them."""
-    if kind == Transaction.Kind.ADJUSTMENT:
-        return user_reason or "Balance adjustment"
-    return description
-
-
 def wallet_activity(*, user, limit: int = 10) -> list[ActivityRow]:
     """The latest postings on the user's main account (index-backed: account, -id)."""
     # The account's id first: a join on the user lets the planner walk every entry's id backwards.
@@ -94,8 +85,10 @@ def ledger_problems(*, limit: int = 100) -> list[str]:
 
     1. every transaction has two or more entries summing to zero;
     2. every user account's cached balance equals the sum of its entries;
-    3. every account's `held` equals the sum of its open holds;
-    4. no account is below zero, except a main account whose debt came from settlement.
+    3. every account's `held` equals its open holds not on an open lease plus its open leases' sizes;
+    4. no account is below zero, except a main account whose debt came from settlement;
+    5. every open lease's `used` equals its open holds (and `used <= size`, a check constraint), and a
+       hold on a lease is on the lease's account.
     """
     problems: list[str] = []
 
@@ -117,13 +110,18 @@ def ledger_problems(*, limit: int = 100) -> list[str]:
     )
     open_holds = (
         Hold.objects.filter(account=OuterRef("pk"), status=Hold.Status.OPEN)
+        .filter(Q(lease__isnull=True) | ~Q(lease__status=Lease.Status.OPEN))
         .values("account")
         .annotate(s=Sum("amount"))
         .values("s")
     )
+    open_leases = (
+        Lease.objects.filter(account=OuterRef("pk"), status=Lease.Status.OPEN).values("account").annotate(s=Sum("size")).values("s")
+    )
     accounts = Account.objects.exclude(kind=Account.Kind.SYSTEM).annotate(
         entries_total=Coalesce(Subquery(entry_sum, output_field=IntegerField()), Value(0)),
-        holds_total=Coalesce(Subquery(open_holds, output_field=IntegerField()), Value(0)),
+        holds_total=Coalesce(Subquery(open_holds, output_field=IntegerField()), Value(0))
+        + Coalesce(Subquery(open_leases, output_field=IntegerField()), Value(0)),
     )
     for account in accounts.filter(~Q(balance=F("entries_total")) | ~Q(held=F("holds_total")))[:limit]:
         if account.balance != account.entries_total:
@@ -131,7 +129,21 @@ def ledger_problems(*, limit: int = 100) -> list[str]:
                 f"account {account.code}: cached balance {account.balance} != sum of entries {account.entries_total}"
             )
         if account.held != account.holds_total:
-            problems.append(f"account {account.code}: held {account.held} != sum of open holds {account.holds_total}")
+            problems.append(
+                f"account {account.code}: held {account.held} != sum of open holds {account.holds_total}"
+                " (an open lease counts at its size, the holds placed on it in the lease)"
+            )
+
+    on_lease = (
+        Hold.objects.filter(lease=OuterRef("pk"), status=Hold.Status.OPEN).values("lease").annotate(s=Sum("amount")).values("s")
+    )
+    leases = Lease.objects.filter(status=Lease.Status.OPEN).annotate(
+        holds_total=Coalesce(Subquery(on_lease, output_field=IntegerField()), Value(0))
+    )
+    for lease in leases.filter(~Q(used=F("holds_total")) | Q(used__gt=F("size")))[:limit]:
+        problems.append(f"lease {lease.pk}: used {lease.used} != its open holds {lease.holds_total} (size {lease.size})")
+    astray = Hold.objects.filter(lease__isnull=False).exclude(account=F("lease__account")).values_list("pk", flat=True)[:limit]
+    problems += [f"hold {pk} is on a lease of another account" for pk in astray]
 
     for debtor in Account.objects.filter(balance__lt=0).exclude(kind=Account.Kind.SYSTEM)[:limit]:
         problem = _debt_problem(debtor)

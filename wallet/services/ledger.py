@@ -1,6 +1,7 @@
 """Writes to the ledger. Every change of credit goes through `posting_create`, except the settlement of
 metered requests, which `holds_settle` writes (set-based, for the worker's batches); holds close through
-`holds_settle` and `hold_release`.
+`holds_settle` and `hold_release`. Leases (a hot account's balance reserved in slices, see `Lease`) are
+taken, resized, returned and expired here too: they change the account's `held`.
 
 Conventions: amounts are integer nanos; a positive entry credits the account. User accounts are changed
 by one conditional UPDATE each, in primary-key order; a posting that would take spendable credit below
@@ -14,17 +15,17 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from synstar.db import atomic_with_retry
 from synstar.errors import AccountInDebt, Conflict, InsufficientBalance, InvalidRequest, NotFound
 from synstar.money import format_usd, parse_usd
-from wallet.models import Account, Entry, Hold, SystemAccount, Transaction
+from wallet.models import Account, Entry, Hold, Lease, SystemAccount, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -276,11 +277,159 @@ def hold_release(*, hold_id: int, expired: bool = False) -> Hold:
         if hold.status == target or (hold.status == Hold.Status.EXPIRED and not expired):
             return hold
         raise HoldClosed(f"This hold is already {hold.status}.")
-    Account.objects.filter(pk=hold.account_id).update(held=F("held") - hold.amount)
+    # Lock order: hold, lease, account. On an open lease the hold is in the lease's used, else in held.
+    if hold.lease_id is None or not Lease.objects.select_for_update().filter(pk=hold.lease_id, status=Lease.Status.OPEN).update(
+        used=F("used") - hold.amount
+    ):
+        Account.objects.filter(pk=hold.account_id).update(held=F("held") - hold.amount)
     hold.status = target
     hold.closed_at = timezone.now()
     hold.save(update_fields=["status", "closed_at"])
     return hold
+
+
+# --- leases ---------------------------------------------------------------------------------------
+#
+# A lease reserves a slice of a main account's available balance as one durable hold (the account's
+# `held` rises by its `size`); holds placed on it raise the lease's `used` (billing's hot path does that
+# with one conditional UPDATE of the lease row) and never touch the account row. Lock order: hold,
+# lease (leases of one account in id order), account, token.
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    lease_id: int
+    account_id: int
+    size: int
+    used: int
+    expires_at: datetime
+
+
+_GRANT_SQL = """
+WITH a AS (SELECT id, LEAST(%(want)s, GREATEST(balance - held, 0) / %(share)s) AS g FROM wallet_account
+            WHERE id = %(account_id)s AND kind = 'main')
+UPDATE wallet_account w SET held = w.held + a.g FROM a
+ WHERE w.id = a.id AND a.g > 0 AND a.g >= %(minimum)s AND w.balance - w.held >= a.g
+RETURNING a.g
+"""
+
+
+def _grant(*, account_id: int, want: int, minimum: int, share: int) -> int:
+    """Raise the account's held by up to `want` (about available // `share`, never more than available),
+    with one conditional UPDATE: the amount granted, or 0 (nothing changed, no lock kept) when that is
+    less than `minimum`."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_GRANT_SQL, {"want": want, "share": max(share, 1), "account_id": account_id, "minimum": minimum})
+            row = cursor.fetchone()
+        return row[0] if row else 0
+    row = Account.objects.filter(pk=account_id, kind=Account.Kind.MAIN).values_list("balance", "held").first()
+    granted = min(want, max(row[0] - row[1], 0) // max(share, 1)) if row else 0
+    if granted <= 0 or granted < minimum:
+        return 0
+    changed = Account.objects.filter(pk=account_id, balance__gte=F("held") + granted).update(held=F("held") + granted)
+    return granted if changed else 0
+
+
+def lease_take(*, account_id: int, want: int, minimum: int = 1, share: int = 1, seconds: float, holder: str = "",
+               now: datetime | None = None) -> LeaseState | None:
+    """Reserve up to `want` (at most available // `share`, at least `minimum`) of the account as a new
+    lease open for `seconds`; None (nothing changed) if the account cannot give `minimum`. Runs in the
+    caller's transaction (or its own)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        granted = _grant(account_id=account_id, want=want, minimum=minimum, share=share)
+        if not granted:
+            return None
+        lease = Lease.objects.create(account_id=account_id, size=granted, used=0, holder=holder[:200],
+                                     expires_at=now + timedelta(seconds=seconds))
+    return LeaseState(lease.pk, account_id, granted, 0, lease.expires_at)
+
+
+def lease_resize(*, lease_id: int, headroom: int, share: int = 1, seconds: float, now: datetime | None = None) -> LeaseState | None:
+    """Renew an open lease: its size becomes `used + headroom` (growing takes at most available //
+    `share` from the account, shrinking hands the unused part back) and it is open for `seconds` more.
+    None if the lease is closed or past its deadline (the holder takes a new one)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        lease = Lease.objects.select_for_update().filter(pk=lease_id, status=Lease.Status.OPEN, expires_at__gt=now).first()
+        if lease is None:
+            return None
+        want = lease.used + max(headroom, 0)
+        if want > lease.size:
+            lease.size += _grant(account_id=lease.account_id, want=want - lease.size, minimum=1, share=share)
+        elif want < lease.size:
+            Account.objects.filter(pk=lease.account_id).update(held=F("held") - (lease.size - want))
+            lease.size = want
+        lease.expires_at = now + timedelta(seconds=seconds)
+        lease.save(update_fields=["size", "expires_at"])
+    return LeaseState(lease.pk, lease.account_id, lease.size, lease.used, lease.expires_at)
+
+
+def _lease_close(lease: Lease, *, status: str, now: datetime) -> None:
+    """Hand the unused part back; the holds still open on it count on the account directly from now on."""
+    unused = lease.size - lease.used
+    if unused:
+        Account.objects.filter(pk=lease.account_id).update(held=F("held") - unused)
+    Lease.objects.filter(pk=lease.pk).update(status=status, closed_at=now)
+
+
+@atomic_with_retry
+def lease_return(*, lease_id: int) -> bool:
+    """The holder hands its lease back (its unused part returns to the account). False if already closed."""
+    lease = Lease.objects.select_for_update().filter(pk=lease_id, status=Lease.Status.OPEN).first()
+    if lease is None:
+        return False
+    _lease_close(lease, status=Lease.Status.RETURNED, now=timezone.now())
+    return True
+
+
+@atomic_with_retry
+def _lease_expire(*, lease_id: int, now: datetime) -> bool:
+    lease = Lease.objects.select_for_update(skip_locked=True).filter(
+        pk=lease_id, status=Lease.Status.OPEN, expires_at__lt=now
+    ).first()
+    if lease is None:
+        return False
+    _lease_close(lease, status=Lease.Status.EXPIRED, now=now)
+    return True
+
+
+def leases_expire(*, now: datetime | None = None, batch: int = 1000) -> int:
+    """Sweeper: release every open lease past its deadline (its holder died or stopped renewing), one
+    transaction each. Its holds stay open and settle (or expire) once, on the account directly."""
+    now = now or timezone.now()
+    overdue = Lease.objects.filter(status=Lease.Status.OPEN, expires_at__lt=now).values_list("pk", flat=True)[:batch]
+    return sum(_lease_expire(lease_id=pk, now=now) for pk in list(overdue))
+
+
+def leases_slack(*, account_id: int) -> int:
+    """The account's available balance plus the unused part of its open leases, read without locks (a
+    hint before leases_consolidate)."""
+    slack = Lease.objects.filter(account_id=account_id, status=Lease.Status.OPEN).aggregate(s=Sum(F("size") - F("used")))["s"]
+    if not slack:
+        return 0
+    row = Account.objects.filter(pk=account_id).values_list("balance", "held").first()
+    return slack + max(row[0] - row[1], 0) if row else 0
+
+
+@atomic_with_retry
+def leases_consolidate(*, account_id: int) -> int:
+    """Shrink every open lease of the account to its used part and hand the rest back (before a hold is
+    refused, so money reserved in other processes' leases is not lost to it). Returns the nanos freed.
+    Lock order: the leases in id order, then the account; call it holding no other lock. A lease locked
+    right now (a hold being placed on it, a settlement) is skipped: it is in use, and the next refused
+    request takes its unused part."""
+    leases = list(
+        Lease.objects.select_for_update(skip_locked=True).filter(account_id=account_id, status=Lease.Status.OPEN).order_by("pk")
+    )
+    slack = [lease for lease in leases if lease.size > lease.used]
+    if not slack:
+        return 0
+    freed = sum(lease.size - lease.used for lease in slack)
+    Lease.objects.filter(pk__in=[lease.pk for lease in slack]).update(size=F("used"))
+    Account.objects.filter(pk=account_id).update(held=F("held") - freed)
+    return freed
 
 
 # --- settlement of metered requests ---------------------------------------------------------------
@@ -299,6 +448,19 @@ class AccountCharge:
 
 
 @dataclass(frozen=True)
+class LeaseLift:
+    """Settling or releasing a hold placed on a lease: if the lease is still open, its `used` falls by
+    `amount` (the hold's) and its `size` with the account's `held` by `charged` (the cost, up to
+    `amount`: what the lease's money paid); if the lease was closed, the hold counts on the account and
+    its `held` falls by `amount`. The matching AccountCharge carries no lift for this hold."""
+
+    lease_id: int
+    account_id: int
+    amount: int
+    charged: int
+
+
+@dataclass(frozen=True)
 class HoldClose:
     """How one hold closes. `status` settled: `settled` is its settled amount, and a `cost` above zero is
     charged by the posting `hold-settle:<hold id>` (the account's entry -cost, revenue's +cost). `status`
@@ -312,7 +474,7 @@ class HoldClose:
 
 
 def holds_settle(*, charges: Sequence[AccountCharge], closes: Sequence[HoldClose], now: datetime,
-                 orm: bool = False) -> None:
+                 orm: bool = False, lease_lifts: Sequence[LeaseLift] = ()) -> None:
     """Write the wallet side of settling metered requests: the account rows, the settlement postings and
     the holds' close. The caller runs it in its transaction, has locked the holds (after its own rows:
     generation, then hold), and updates its own rows after it (tokens after accounts: the lock order).
@@ -320,7 +482,8 @@ def holds_settle(*, charges: Sequence[AccountCharge], closes: Sequence[HoldClose
     Each account row is updated once, in ascending id order, whatever the number of charges on it. On
     PostgreSQL one request is one statement, and a batch a fixed number of set-based statements;
     `orm` (or another database) writes the same rows through the ORM. The caller must not close a
-    hold twice: the hold's state was checked under its lock.
+    hold twice: the hold's state was checked under its lock. `lease_lifts` (holds placed on leases) lock
+    their leases in id order, before the accounts, and are applied to the lease while it is open.
     """
     assert transaction.get_connection().in_atomic_block, "holds_settle must run inside a transaction"
     merged: dict[int, list[int]] = {}
@@ -329,6 +492,8 @@ def holds_settle(*, charges: Sequence[AccountCharge], closes: Sequence[HoldClose
         row[0] += c.cost
         row[1] += c.lift
         row[2] += c.count
+    for account_id, lift in _lease_lifts_apply(lease_lifts).items():
+        merged.setdefault(account_id, [0, 0, 0])[1] += lift
     accounts = {a: v for a, v in sorted(merged.items()) if any(v)}
     revenue_id = system_account_id(SystemAccount.REVENUE)
     if orm or connection.vendor != "postgresql":
@@ -337,6 +502,37 @@ def holds_settle(*, charges: Sequence[AccountCharge], closes: Sequence[HoldClose
         _hold_settle_sql(accounts, closes[0] if closes else None, now=now, revenue_id=revenue_id)
     else:
         _holds_settle_sql(accounts, closes, now=now, revenue_id=revenue_id)
+
+
+def _lease_lifts_apply(lifts: Sequence[LeaseLift]) -> dict[int, int]:
+    """Lock the leases (id order) and lower the open ones; returns what each account's held falls by."""
+    if not lifts:
+        return {}
+    per_lease: dict[int, list[int]] = {}
+    for lift in lifts:
+        row = per_lease.setdefault(lift.lease_id, [lift.account_id, 0, 0])
+        row[1] += lift.amount
+        row[2] += lift.charged
+    ids = sorted(per_lease)
+    open_ids = set(
+        Lease.objects.select_for_update().filter(pk__in=ids, status=Lease.Status.OPEN).order_by("pk").values_list("pk", flat=True)
+    )
+    account_lift: dict[int, int] = defaultdict(int)
+    for lease_id in ids:
+        account_id, amount, charged = per_lease[lease_id]
+        account_lift[account_id] += charged if lease_id in open_ids else amount
+    live = [i for i in ids if i in open_ids]
+    if live and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE wallet_lease l SET used = l.used - v.amount, size = l.size - v.charged"
+                " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) v(id, amount, charged) WHERE l.id = v.id",
+                [live, [per_lease[i][1] for i in live], [per_lease[i][2] for i in live]],
+            )
+    else:
+        for i in live:
+            Lease.objects.filter(pk=i).update(used=F("used") - per_lease[i][1], size=F("size") - per_lease[i][2])
+    return account_lift
 
 
 _ACCOUNT_SETTLE_SQL = (

@@ -22,7 +22,7 @@ from django.utils import timezone
 from billing.models import ApiToken, GatewayKey, Generation
 from billing.services.alerts import settlement_alerts
 from billing.services.budgets import budget_refusal, token_rate_check
-from billing.services.metering import orm, sql
+from billing.services.metering import leases, orm, sql
 from billing.services.metering.pricing import Usage, charge, estimate_usage, hold_amount, hold_bound
 from billing.services.tokens import key_hash, key_kind, token_authenticate
 from synstar.accounts.selectors import HOLD, account_policy
@@ -31,7 +31,7 @@ from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFo
 from synstar.money import format_usd, parse_usd
 from wallet.models import Hold
 from wallet.services.autotopup import autotopup_check
-from wallet.services.ledger import AccountCharge, HoldClose, hold_refusal_error, hold_release, holds_settle
+from wallet.services.ledger import AccountCharge, HoldClose, LeaseLift, hold_refusal_error, hold_release, holds_settle, leases_expire
 
 logger = logging.getLogger(__name__)
 
@@ -95,19 +95,17 @@ def metering_hold(
     generation.
     """
     Usage(input_tokens=input_tokens, output_tokens=max_output_tokens or 0, units=units).validate()
+    request = dict(gateway=gateway, token_key=token_key, model_name=model_name, endpoint=endpoint,
+                   input_tokens=input_tokens, max_output_tokens=max_output_tokens, units=units, client_ip=client_ip,
+                   request_id=request_id, hold_seconds=hold_seconds)
     try:
-        return _metering_hold(
-            gateway=gateway,
-            token_key=token_key,
-            model_name=model_name,
-            endpoint=endpoint,
-            input_tokens=input_tokens,
-            max_output_tokens=max_output_tokens,
-            units=units,
-            client_ip=client_ip,
-            request_id=request_id,
-            hold_seconds=hold_seconds,
-        )
+        try:
+            return _metering_hold(**request, consolidate=True)
+        except _Consolidate as needed:
+            # Rolled back (no lock kept): hand the leases' unused parts back in a transaction of its own
+            # (leases, then the account: the lock order), then try once more.
+            leases.consolidate(account_id=needed.account_id)
+            return _metering_hold(**request, consolidate=False)
     except IntegrityError:
         if request_id:
             existing = Generation.objects.filter(gateway=gateway, request_id=request_id).first()
@@ -116,9 +114,17 @@ def metering_hold(
         raise
 
 
+class _Consolidate(Exception):  # noqa: N818 (a signal, not an error)
+    """The hold did not fit on the account, but with the unused parts of the account's leases it would."""
+
+    def __init__(self, account_id: int):
+        self.account_id = account_id
+
+
 @atomic_with_retry
 def _metering_hold(
-    *, gateway, token_key, model_name, endpoint, input_tokens, max_output_tokens, units, client_ip, request_id, hold_seconds
+    *, gateway, token_key, model_name, endpoint, input_tokens, max_output_tokens, units, client_ip, request_id, hold_seconds,
+    consolidate: bool,
 ) -> Generation:
     kind = key_kind(token_key or "")
     if kind != "sk":
@@ -146,13 +152,21 @@ def _metering_hold(
     estimate = hold_amount(snapshot, bound, found.rate, minimum=_min_hold())
     deadline = now + (timedelta(seconds=hold_seconds) if hold_seconds else _hold_ttl())
     token_rate_check(token_id=found.token_id, rpm_limit=found.rpm_limit)
-    # Lock order: account, then token.
-    available = _sql().account_hold(account_id=found.account_id, amount=estimate)
+    # Lock order: lease (a hot account's) or account, then token.
+    lease_id = available = None
+    if _sql() is sql:
+        lease_id, available = leases.place(account_id=found.account_id, amount=estimate, now=now) or (None, None)
+    if lease_id is None:
+        available = _sql().account_hold(account_id=found.account_id, amount=estimate)
+        if available is None and consolidate and _sql() is sql and leases.worth_consolidating(account_id=found.account_id,
+                                                                                             amount=estimate):
+            raise _Consolidate(found.account_id)
     if available is None:
         raise hold_refusal_error(account_id=found.account_id, amount=estimate)
     public_id = f"gen-{secrets.token_urlsafe(18)}"
     opened = _sql().token_hold_and_open(
-        est=estimate, now=now, token_id=found.token_id, account_id=found.account_id, deadline=deadline, public_id=public_id,
+        est=estimate, now=now, token_id=found.token_id, account_id=found.account_id, lease_id=lease_id, deadline=deadline,
+        public_id=public_id,
         user_id=found.user_id, gateway_id=gateway.pk, request_id=request_id or None, model_id=found.model_id,
         group_name=found.group_name, endpoint=endpoint[:100], client_ip=client_ip or None, est_input=input_tokens,
         est_output=est_output, est_units=units, rate=found.rate, snapshot=snapshot,
@@ -293,31 +307,42 @@ def _settle_batch(*, limit: int, touched: list[tuple[int, int]]) -> int:
         return 0
     now = timezone.now()
     settled = [_settlement(row) for row in rows]
-    # Accounts (locked in id order by the ledger), then tokens: the lock order of every path.
-    holds_settle(charges=[s[0] for s in settled], closes=[s[1] for s in settled if s[1] is not None], now=now)
+    # Leases, then accounts (each locked in id order by the ledger), then tokens: the lock order of every path.
+    holds_settle(charges=[s[0] for s in settled], closes=[s[1] for s in settled if s[1] is not None], now=now,
+                 lease_lifts=[s[3] for s in settled if s[3] is not None])
     sql.generations_close([s[2] for s in settled], now=now)
     sql.usage_days_add([row.generation_id for row in rows])  # the daily rollup: one upsert per batch
     _autotopup_after_commit([s[0] for s in settled])
     return len(rows)
 
 
-def _settlement(row: sql.SettleRow) -> tuple[AccountCharge, HoldClose | None, sql.GenerationClose]:
+def _settlement(row: sql.SettleRow) -> tuple[AccountCharge, HoldClose | None, sql.GenerationClose, LeaseLift | None]:
     """How a reported generation closes: its account's charge, its hold's close (none for a failed request
-    whose hold the sweeper already expired), and its token's and its own."""
+    whose hold the sweeper already expired), its token's and its own, and (a hold placed on a lease) the
+    lease's lift, which the ledger applies to the lease or, once the lease is closed, to the account."""
     lift = row.estimate if row.hold_open else 0
-    if row.outcome == Generation.Outcome.FAILED:
+    on_lease = row.hold_open and row.lease_id is not None
+    failed = row.outcome == Generation.Outcome.FAILED
+    if failed:
+        cost, basis = 0, ""
+    else:
+        usage, basis = _usage_to_charge(row)
+        cost = charge(row.snapshot, usage, row.rate)
+    lease = LeaseLift(row.lease_id, row.account_id, amount=lift, charged=min(cost, lift)) if row.lease_id and on_lease else None
+    account = AccountCharge(row.account_id, cost=cost, lift=0 if on_lease else lift, count=0 if failed else 1)
+    if failed:
         hold = HoldClose(row.hold_id, row.account_id, Hold.Status.RELEASED, None, 0) if row.hold_open else None
         return (
-            AccountCharge(row.account_id, cost=0, lift=lift, count=0),
+            account,
             hold,
             sql.GenerationClose(row.generation_id, row.token_id, Generation.State.RELEASED, cost=0, lift=lift, basis=""),
+            lease,
         )
-    usage, basis = _usage_to_charge(row)
-    cost = charge(row.snapshot, usage, row.rate)
     return (
-        AccountCharge(row.account_id, cost=cost, lift=lift, count=1),
+        account,
         HoldClose(row.hold_id, row.account_id, Hold.Status.SETTLED, settled=cost, cost=cost),
         sql.GenerationClose(row.generation_id, row.token_id, Generation.State.SETTLED, cost=cost, lift=lift, basis=basis),
+        lease,
     )
 
 
@@ -355,13 +380,14 @@ def _settle_one(generation_id: int) -> sql.SettleRow | None:
     row = _sql().settle_lock(generation_id)
     if row is None or row.state != Generation.State.REPORTED:
         return None
-    account, hold, generation = _settlement(row)
+    account, hold, generation, lease = _settlement(row)
     now = timezone.now()
-    holds_settle(charges=[account], closes=[hold] if hold else [], now=now, orm=_sql() is orm)
+    holds_settle(charges=[account], closes=[hold] if hold else [], now=now, orm=_sql() is orm,
+                 lease_lifts=[lease] if lease else [])
     _sql().generations_close([generation], now=now)
     _sql().usage_days_add([generation_id])  # the daily rollup
-    return row
     _autotopup_after_commit([account])
+    return row
 
 
 def _autotopup_after_commit(charges: list[AccountCharge]) -> None:
@@ -392,9 +418,11 @@ def generation_expire(*, generation_id: int, now: datetime | None = None) -> boo
 
 
 def metering_sweep(*, now: datetime | None = None, batch: int = 1000) -> dict[str, int]:
-    """Beat: expire holds past their deadline; settle reports whose task was lost. Each in its own
-    transaction, so the sweeper never holds two accounts' locks at once."""
+    """Beat: release leases past their deadline (their holder died or stopped renewing); expire holds
+    past their deadline; settle reports whose task was lost. Each in its own transaction, so the sweeper
+    never holds two accounts' locks at once."""
     now = now or timezone.now()
+    leases_released = leases_expire(now=now, batch=batch)
     overdue = Generation.objects.filter(state=Generation.State.HELD, deadline__lt=now).values_list("pk", flat=True)[:batch]
     expired = sum(generation_expire(generation_id=pk, now=now) for pk in list(overdue))
     stale_before = now - timedelta(seconds=settings.METERING_SETTLE_STALE_SECONDS)
@@ -405,6 +433,7 @@ def metering_sweep(*, now: datetime | None = None, batch: int = 1000) -> dict[st
     for pk in list(stale):
         generation = generation_settle(generation_id=pk)
         settled += generation is not None and generation.state != Generation.State.REPORTED
-    if expired or settled:
-        logger.info("metering sweep: %d holds expired, %d lost settlements recovered", expired, settled)
-    return {"expired": expired, "settled": settled}
+    if expired or settled or leases_released:
+        logger.info("metering sweep: %d holds expired, %d lost settlements recovered, %d leases released",
+                    expired, settled, leases_released)
+    return {"expired": expired, "settled": settled, "leases": leases_released}

@@ -51,7 +51,7 @@ def token_hold_and_open(**p) -> tuple[int, int] | None:
     budget_ok = Q(budget__isnull=True) | Q(budget_period=period, budget__gte=F("held") + p["est"] + period_used)
     if not ApiToken.objects.filter(quota_ok, budget_ok, pk=p["token_id"]).update(held=F("held") + p["est"], last_used_at=p["now"]):
         return None
-    hold = Hold.objects.create(account_id=p["account_id"], amount=p["est"], expires_at=p["deadline"])
+    hold = Hold.objects.create(account_id=p["account_id"], lease_id=p.get("lease_id"), amount=p["est"], expires_at=p["deadline"])
     generation = Generation.objects.create(
         public_id=p["public_id"], user_id=p["user_id"], token_id=p["token_id"], gateway_id=p["gateway_id"],
         request_id=p["request_id"], hold=hold, model_id=p["model_id"], group_name=p["group_name"], endpoint=p["endpoint"],
@@ -89,7 +89,7 @@ def settle_lock(generation_id: int) -> SettleRow | None:
         account_id=g.hold.account_id, token_id=g.token_id, estimate=g.estimated_cost, outcome=g.outcome,
         snapshot=g.price_snapshot, rate=g.rate, input_tokens=g.input_tokens, output_tokens=g.output_tokens,
         cached_tokens=g.cached_tokens, units=g.units, est_input=g.est_input_tokens, est_output=g.est_output_tokens,
-        est_units=g.est_units, basis=g.charge_basis,
+        est_units=g.est_units, basis=g.charge_basis, lease_id=g.hold.lease_id,
     )
 
 

@@ -7,8 +7,9 @@ Lock order is the same everywhere: generation, hold, then account, then token. T
 always changed by a statement of its own before the token's: data-modifying CTEs run in no defined
 order, so the account update is never folded into a CTE that also touches a token.
 
-The hold's placement (`account_hold`: the account's held, then `token_hold_and_open`: the token's held,
-the wallet_hold row and the generation in one statement) stays here: moving the wallet_hold insert to
+The hold's placement (`account_hold`: the account's held, or `lease_hold`: a lease's used on a hot
+account, then `token_hold_and_open`: the token's held, the wallet_hold row and the generation in one
+statement) stays here: moving the wallet_hold insert to
 the ledger would cost a round trip on every API request.
 """
 
@@ -97,6 +98,18 @@ def account_hold(*, account_id: int, amount: int) -> int | None:
     return None if row is None else row[0]
 
 
+def lease_hold(*, lease_id: int, amount: int, now) -> int | None:
+    """Place `amount` on an open lease that has room and is not past its deadline, in one statement: the
+    lease row is the only row locked (the account's balance - held is read, not locked). Returns that
+    available balance, or None if the hold does not fit."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE wallet_lease l SET used = used + %s WHERE id = %s AND status = 'open' AND expires_at > %s"
+            " AND used + %s <= size RETURNING (SELECT a.balance - a.held FROM wallet_account a WHERE a.id = l.account_id)",
+            [amount, lease_id, now, amount],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 # --- token budgets (h-alerts) ---
 # The start of the token's budget period as of %(now)s: 00:00 of the day, ISO week or month in the budget
 # zone (billing/selectors/budgets.py is its Python twin). `period_used` counts the period that began at
@@ -127,8 +140,8 @@ WITH tok AS (
        AND """ + BUDGET_OK.format(t="") + """
     RETURNING id),
 h AS (
-    INSERT INTO wallet_hold (account_id, amount, status, expires_at, created_at)
-    SELECT %(account_id)s, %(est)s, 'open', %(deadline)s, %(now)s FROM tok
+    INSERT INTO wallet_hold (account_id, lease_id, amount, status, expires_at, created_at)
+    SELECT %(account_id)s, %(lease_id)s, %(est)s, 'open', %(deadline)s, %(now)s FROM tok
     RETURNING id)
 INSERT INTO billing_generation (
     public_id, user_id, token_id, gateway_id, request_id, hold_id, model_id, group_name, endpoint, client_ip, state,
@@ -207,6 +220,7 @@ class SettleRow:
     est_output: int
     est_units: Decimal
     basis: str  # set at report time when the usage was counted by the relay, not reported by an upstream
+    lease_id: int | None = None  # the lease the hold was placed on
 
     @classmethod
     def from_row(cls, row) -> SettleRow:
@@ -231,7 +245,7 @@ class GenerationClose:
 
 SETTLE_COLUMNS = """g.id, g.state, g.hold_id, g.expired_at IS NULL, h.account_id, g.token_id, g.estimated_cost, g.outcome,
        g.price_snapshot, g.rate, g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.est_input_tokens,
-       g.est_output_tokens, g.est_units, g.charge_basis"""
+       g.est_output_tokens, g.est_units, g.charge_basis, h.lease_id"""
 
 SETTLE_LOCK_SQL = f"""
 SELECT {SETTLE_COLUMNS}
@@ -313,6 +327,8 @@ def batch_lock(limit: int) -> list[SettleRow]:
 # --- the daily usage rollup (billing_usageday), in the settlement's transaction ----------------------
 
 # The day of a charge is the UTC day of its settlement posting (a free request has none: its close time).
+# Its entry on the user's account is found by the posting's id alone (`account_id + 0` keeps the planner off
+# the account index, which would read every entry of a busy account).
 USAGE_DAY_SQL = "(COALESCE(t.created_at, g.closed_at) AT TIME ZONE 'UTC')::date"
 
 USAGE_DAYS_ADD_SQL = f"""
@@ -321,7 +337,7 @@ SELECT g.user_id, {USAGE_DAY_SQL}, g.model_id, SUM(g.final_cost), COUNT(*), MIN(
   FROM billing_generation g
   JOIN wallet_hold h ON h.id = g.hold_id
   LEFT JOIN wallet_transaction t ON t.id = h.settlement_id
-  LEFT JOIN wallet_entry e ON e.transaction_id = t.id AND e.account_id = h.account_id
+  LEFT JOIN wallet_entry e ON e.transaction_id = t.id AND e.account_id + 0 = h.account_id
  WHERE g.id = ANY(%s) AND g.state = 'settled'
  GROUP BY 1, 2, 3
  ORDER BY 1, 2, 3
