@@ -210,9 +210,10 @@ class LedgerModel(RuleBasedStateMachine):
 
     # --- leases (a hot account's slices; the process's cache is driven by hand here) ---
 
-    @rule(target=leases, who=st.integers(0, 1), size=st.integers(1, 400_000_000))
-    def take_lease(self, who, size):
-        """Reserve `size` of the account as a lease (all or nothing here) and send this thread's holds to it."""
+    @rule(target=leases, who=st.integers(0, 1), size=st.integers(1, 400_000_000), holds=st.integers(0, 3))
+    def take_lease(self, who, size, holds):
+        """Reserve `size` of the account as a lease (all or nothing here), send this thread's holds to it,
+        and place up to three holds on it at once (left open: the lease may expire with them outstanding)."""
         pk = self.users[who].pk
         state = lease_take(account_id=self.account_ids[pk], want=size, minimum=size, seconds=600)
         if state is None:
@@ -223,6 +224,8 @@ class LedgerModel(RuleBasedStateMachine):
         self.lease_state[state.lease_id] = [pk, size, 0, "open"]
         lease_cache.adopt(state)
         self.current_lease[pk] = state.lease_id
+        for _ in range(holds):
+            self.hold(who, max(size // 4, 1))
         return state.lease_id
 
     @rule(lease_id=leases)
