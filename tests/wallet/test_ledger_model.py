@@ -387,6 +387,8 @@ def test_ledger_matches_a_simple_model():
             max_examples=40,
             stateful_step_count=25,
             deadline=None,
+            # The same 40 runs every time: the coverage assertion below must not depend on the seed (CI).
+            derandomize=True,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
     )
