@@ -19,7 +19,7 @@ DEPLOY_ENV = DEBUG=false SECRET_KEY=deploy-check-secret-key-0123456789abcdefghij
 	BEHIND_TLS_PROXY=true SECURE_SSL_REDIRECT=true SECURE_COOKIES=true SECURE_HSTS_SECONDS=31536000 \
 	SECURE_HSTS_INCLUDE_SUBDOMAINS=true SECURE_HSTS_PRELOAD=true
 
-.PHONY: run test lint lock bench bench-relay bench-pages install install-test migrate demo check-ledger clean
+.PHONY: run test lint lock bench bench-relay bench-pages install install-test migrate messages demo check-ledger clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,14 @@ lock: | $(BIN)/python
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
+# The translation catalogs (locale/*.po) compiled to .mo in pure Python (polib): no GNU gettext needed.
+messages: install
+	$(BIN)/python manage.py compile_catalogs
+
 demo: migrate
 	$(BIN)/python manage.py load_demo
 
-run: demo
+run: demo messages
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "SynStar console on http://$(ADDR)/ (another address: make run ADDR=0.0.0.0:8000)"
 	$(BIN)/python manage.py runstack --addr $(ADDR)
@@ -63,7 +67,7 @@ lint: install-test
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(DEPLOY_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
 
-test: install-test
+test: install-test messages
 	tests/ensure_services.sh
 	$(MAKE) lint
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)

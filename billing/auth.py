@@ -5,6 +5,7 @@ Each class tells the other kind of key apart and says so, instead of a bare "inv
 """
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -18,9 +19,9 @@ def _bearer(request) -> str | None:
     header = get_authorization_header(request).decode("latin-1").strip()
     if not header:
         return None
-    scheme, _, value = header.partition(" ")
+    scheme, _sep, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise AuthenticationFailed("Use the header 'Authorization: Bearer <key>'.", code="invalid_authorization")
+        raise AuthenticationFailed(_("Use the header 'Authorization: Bearer <key>'."), code="invalid_authorization")
     return value.strip()
 
 
@@ -31,11 +32,11 @@ class ApiTokenAuthentication(BaseAuthentication):
             return None
         token = token_authenticate(raw_key=raw)
         if not token.is_enabled:
-            raise AuthenticationFailed("This API token is disabled.", code="token_disabled")
+            raise AuthenticationFailed(_("This API token is disabled."), code="token_disabled")
         if token.expires_at is not None and token.expires_at <= timezone.now():
-            raise AuthenticationFailed("This API token has expired.", code="token_expired")
+            raise AuthenticationFailed(_("This API token has expired."), code="token_expired")
         if not token.user.is_active:
-            raise AuthenticationFailed("This account is deactivated.", code="account_inactive")
+            raise AuthenticationFailed(_("This account is deactivated."), code="account_inactive")
         return token.user, token
 
     def authenticate_header(self, request):

@@ -11,24 +11,24 @@ from synstar.money import format_usd, parse_usd
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=100, label=_("Name"))
     group: forms.ModelChoiceField = forms.ModelChoiceField(
-        queryset=None, empty_label=None, to_field_name="name", help_text="Decides the price rate of requests"
+        queryset=None, empty_label=None, to_field_name="name", label=_("Group"), help_text=_("Decides the price rate of requests")
     )
-    unlimited = forms.BooleanField(required=False, initial=True, label="Unlimited quota",
-                                   help_text="Without a quota, the account balance is the only limit.")
-    quota = forms.CharField(required=False, label="Quota (USD)", help_text="Most this token may spend, e.g. 25.00")
-    expires_at = forms.DateTimeField(required=False, label="Expires", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    unlimited = forms.BooleanField(required=False, initial=True, label=_("Unlimited quota"),
+                                   help_text=_("Without a quota, the account balance is the only limit."))
+    quota = forms.CharField(required=False, label=_("Quota (USD)"), help_text=_("Most this token may spend, e.g. 25.00"))
+    expires_at = forms.DateTimeField(required=False, label=_("Expires"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     allowed_models = forms.ModelMultipleChoiceField(
         queryset=ModelPrice.objects.filter(is_active=True), required=False, to_field_name="name",
-        widget=forms.SelectMultiple(attrs={"size": 6}), help_text="None selected: every model",
+        widget=forms.SelectMultiple(attrs={"size": 6}), label=_("Allowed models"), help_text=_("None selected: every model"),
     )
-    allowed_ips = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Allowed IPs",
-                                  help_text="One IP or CIDR range per line; empty: any IP")
+    allowed_ips = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label=_("Allowed IPs"),
+                                  help_text=_("One IP or CIDR range per line; empty: any IP"))
     can_read_account = forms.BooleanField(
-        required=False, initial=False, label="Read account",
-        help_text="Also let this token read the wallet, bills, referrals and every token's usage through the API. "
-        "Leave it off for a token that only makes requests: a leaked key then exposes nothing else.",
+        required=False, initial=False, label=_("Read account"),
+        help_text=_("Also let this token read the wallet, bills, referrals and every token's usage through the API. "
+                    "Leave it off for a token that only makes requests: a leaked key then exposes nothing else."),
     )
 
     budget = forms.CharField(required=False, label=_("Budget (USD)"),
@@ -66,7 +66,7 @@ class TokenForm(forms.Form):
         if not raw:
             return None
         try:
-            return parse_usd(raw, allow_zero=True, field="Quota")
+            return parse_usd(raw, allow_zero=True, field=_("Quota"))
         except SynstarError as exc:
             raise forms.ValidationError(exc.message) from None
 
@@ -82,7 +82,7 @@ class TokenForm(forms.Form):
     def clean(self):
         data = super().clean() or {}
         if not data.get("unlimited") and data.get("quota") is None and "quota" not in self.errors:
-            self.add_error("quota", "Enter a quota, or tick Unlimited.")
+            self.add_error("quota", _("Enter a quota, or tick Unlimited."))
         return data
 
     def service_kwargs(self) -> dict:
@@ -102,16 +102,16 @@ class TokenForm(forms.Form):
 
 
 class UsageFilterForm(forms.Form):
-    token: forms.ModelChoiceField = forms.ModelChoiceField(queryset=None, required=False, empty_label="All tokens")
-    model = forms.ChoiceField(required=False)
-    state = forms.ChoiceField(required=False)
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
+    token: forms.ModelChoiceField = forms.ModelChoiceField(queryset=None, required=False, empty_label=_("All tokens"), label=_("Token"))
+    model = forms.ChoiceField(required=False, label=_("Model"))
+    state = forms.ChoiceField(required=False, label=_("Status"))
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label=_("From"))
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label=_("To"))
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["token"]).queryset = ApiToken.objects.filter(user=user)
-        cast(forms.ChoiceField, self.fields["model"]).choices = [("", "All models")] + [
+        cast(forms.ChoiceField, self.fields["model"]).choices = [("", _("All models"))] + [
             (n, n) for n in ModelPrice.objects.values_list("name", flat=True)
         ]
-        cast(forms.ChoiceField, self.fields["state"]).choices = [("", "All statuses")] + list(Generation.State.choices)
+        cast(forms.ChoiceField, self.fields["state"]).choices = [("", _("All statuses"))] + list(Generation.State.choices)

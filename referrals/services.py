@@ -7,11 +7,14 @@ from fractions import Fraction
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from referrals.models import InviteCode, Referral, ReferralReward, RewardRule, email_mask
 from synstar.accounts.selectors import TRANSFER, account_policy_for
 from synstar.db import atomic_with_retry
 from synstar.errors import InvalidRequest
+from synstar.i18n import lazy_format
 from synstar.money import format_usd, round_half_up
 from wallet.models import Account, SystemAccount, Transaction
 from wallet.services.ledger import (
@@ -34,7 +37,7 @@ def invite_code_for(*, user) -> InviteCode:
     existing = InviteCode.objects.filter(user=user).first()
     if existing:
         return existing
-    for _ in range(5):
+    for _attempt in range(5):
         try:
             with transaction.atomic():
                 return InviteCode.objects.create(user=user, code="".join(secrets.choice(ALPHABET) for _ in range(8)))
@@ -121,9 +124,9 @@ def referral_transfer(*, user, amount: int, idempotency_key: str) -> Transaction
     rule = active_rule()
     minimum = rule.min_transfer if rule else 0
     if amount <= 0:
-        raise InvalidRequest("The amount must be positive.", code="invalid_amount")
+        raise InvalidRequest(_("The amount must be positive."), code="invalid_amount")
     if amount < minimum:
-        raise InvalidRequest(f"The minimum transfer is ${format_usd(minimum)}.", code="amount_too_small")
+        raise InvalidRequest(lazy_format(_("The minimum transfer is $%(amount)s."), amount=format_usd(minimum)), code="amount_too_small")
     refusal = account_policy_for(user=user).refusal(TRANSFER)
     if refusal is not None:
         raise refusal
@@ -131,7 +134,7 @@ def referral_transfer(*, user, amount: int, idempotency_key: str) -> Transaction
         kind=Transaction.Kind.REFERRAL_TRANSFER,
         idempotency_key=f"referral-transfer:{user.pk}:{idempotency_key}",
         lines=[Line(referral_account(user=user).pk, -amount), Line(main_account(user=user).pk, amount)],
-        description="Invite proceeds transferred to balance",
+        description=gettext_noop("Invite proceeds transferred to balance"),  # translated when read
     )
 
 

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from referrals.models import InviteCode, Referral
@@ -23,7 +24,7 @@ def invite_landing(request, code: str):
     """The invite link: remember the code for signup, then send the visitor to sign up."""
     if InviteCode.objects.filter(code=code.upper()).exists() and not request.user.is_authenticated:
         request.session[INVITE_SESSION_KEY] = code.upper()
-        messages.info(request, "You were invited to SynStar. Create your account to get started.")
+        messages.info(request, gettext("You were invited to SynStar. Create your account to get started."))
     return redirect("account_signup")
 
 
@@ -50,9 +51,9 @@ def invite_page(request):
 @require_POST
 def transfer(request):
     try:
-        amount = parse_usd(request.POST.get("amount", ""), field="Amount")
+        amount = parse_usd(request.POST.get("amount", ""), field=gettext("Amount"))
         referral_transfer(user=request.user, amount=amount, idempotency_key=request.POST.get("key") or uuid.uuid4().hex)
-        messages.success(request, "Proceeds moved to your balance.", extra_tags="form-transfer")
+        messages.success(request, gettext("Proceeds moved to your balance."), extra_tags="form-transfer")
     except SynstarError as exc:
         messages.error(request, exc.message, extra_tags="form-transfer")  # shown beside the transfer form
     return redirect(local_next(request, default=reverse("console:invite")) + "#transfer")

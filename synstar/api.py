@@ -7,11 +7,14 @@ import io
 import re
 from typing import Any
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import parsers, serializers
 from rest_framework.permissions import BasePermission
 
 from synstar.errors import InvalidRequest, PermissionDenied
+from synstar.i18n import lazy_format
 from synstar.money import InvalidAmount, format_usd, parse_usd
 
 
@@ -63,8 +66,7 @@ class IsSession(BasePermission):
             return False  # DRF answers 401
         if request.auth is not None:
             raise TokenScope(
-                "API tokens cannot do this: creating top-ups, redeeming codes, transferring proceeds and "
-                "managing tokens need the signed-in console session."
+                _("API tokens cannot do this: creating top-ups, redeeming codes, transferring proceeds and managing tokens need the signed-in console session.")
             )
         return True
 
@@ -82,8 +84,7 @@ class CanReadAccount(BasePermission):
             return False
         if request.auth is not None and not getattr(request.auth, "can_read_account", False):
             raise TokenScope(
-                'This API token may not read the account; allow "Read account" for it on the console\'s '
-                "tokens page, or use the console."
+                _('This API token may not read the account; allow "Read account" for it on the console\'s tokens page, or use the console.')
             )
         return True
 
@@ -99,7 +100,7 @@ class IsApiToken(BasePermission):
             return False
         if request.auth is None:
             raise PermissionDenied(
-                "This endpoint describes the API token it is called with: send 'Authorization: Bearer sk-...'.",
+                _("This endpoint describes the API token it is called with: send 'Authorization: Bearer sk-...'."),
                 code="token_required",
             )
         return True
@@ -125,21 +126,24 @@ def bad_character(text: str) -> str | None:
     return found.group() if found else None
 
 
-def refuse_bad_characters(text: str, *, where: str) -> None:
+def refuse_bad_characters(text: str, *, where: str | Promise) -> None:
     char = bad_character(text)
     if char is not None:
-        raise InvalidCharacters(f"{where} contains a character that is not allowed (U+{ord(char):04X}).")
+        raise InvalidCharacters(lazy_format(_("%(where)s contains a character that is not allowed (U+%(ord)s)."), where=where, ord=format(ord(char), '04X')))
 
 
-def refuse_bad_characters_in(data: Any, *, where: str = "The request body") -> None:
+_BODY = _("The request body")
+
+
+def refuse_bad_characters_in(data: Any, *, where: str | Promise = _BODY) -> None:
     """Walk parsed JSON or form data: every key and every string value."""
     if isinstance(data, str):
         refuse_bad_characters(data, where=where)
     elif isinstance(data, dict):
         for key, value in data.items():
             name = str(key)
-            refuse_bad_characters(name, where=f"{where} (a key)")
-            refuse_bad_characters_in(value, where=f"Field {name!r}" if where == "The request body" else where)
+            refuse_bad_characters(name, where=lazy_format(_("%(where)s (a key)"), where=where))
+            refuse_bad_characters_in(value, where=lazy_format(_("Field %(name)s"), name=repr(name)) if where is _BODY else where)
     elif isinstance(data, (list, tuple)):
         for item in data:
             refuse_bad_characters_in(item, where=where)

@@ -3,33 +3,42 @@
     {"error": {"type": ..., "code": ..., "message": ...}}
 
 Services raise these; the DRF exception handler and the console views render them.
+
+Messages are translated (`code` and `type` stay English): give a lazy message (`gettext_lazy`, or
+`synstar.i18n.lazy_format` when it has values in it) and it is read in the language of the request
+that renders it (see synstar/i18n.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
+
+from synstar.i18n import lazy_format
 
 
 class SynstarError(Exception):
     status: int = 400
     type: str = "invalid_request_error"
     code: str = "invalid_request"
-    default_message: str = "The request is invalid."
+    default_message: str | Promise = _("The request is invalid.")
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, **extra: Any) -> None:
-        self.message = message or self.default_message
+    def __init__(self, message: str | Promise | None = None, *, code: str | None = None, **extra: Any) -> None:
+        # A lazy message reads as text (a str to its users), in the language active when it is read.
+        self.message: str = cast(str, message or self.default_message)
         if code is not None:
             self.code = code
         self.extra = extra
         super().__init__(self.message)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"error": {"type": self.type, "code": self.code, "message": self.message, **self.extra}}
+        return {"error": {"type": self.type, "code": self.code, "message": str(self.message), **self.extra}}
 
 
 class InvalidRequest(SynstarError):
@@ -40,7 +49,7 @@ class AuthenticationFailed(SynstarError):
     status = 401
     type = "authentication_error"
     code = "not_authenticated"
-    default_message = "Authentication credentials were not provided or are invalid."
+    default_message = _("Authentication credentials were not provided or are invalid.")
 
 
 class PaymentRequired(SynstarError):
@@ -51,54 +60,54 @@ class PaymentRequired(SynstarError):
 
 class InsufficientBalance(PaymentRequired):
     code = "insufficient_balance"
-    default_message = "The available balance is too low for this operation."
+    default_message = _("The available balance is too low for this operation.")
 
 
 class AccountInDebt(PaymentRequired):
     code = "account_in_debt"
-    default_message = "The account balance is negative; top up to repay it before new requests."
+    default_message = _("The account balance is negative; top up to repay it before new requests.")
 
 
 class PermissionDenied(SynstarError):
     status = 403
     type = "permission_error"
     code = "permission_denied"
-    default_message = "You do not have permission to do this."
+    default_message = _("You do not have permission to do this.")
 
 
 class NotFound(SynstarError):
     status = 404
     type = "not_found_error"
     code = "not_found"
-    default_message = "Not found."
+    default_message = _("Not found.")
 
 
 class Conflict(SynstarError):
     status = 409
     type = "conflict_error"
     code = "conflict"
-    default_message = "The request conflicts with the current state."
+    default_message = _("The request conflicts with the current state.")
 
 
 class RateLimited(SynstarError):
     status = 429
     type = "rate_limit_error"
     code = "rate_limited"
-    default_message = "Too many requests; slow down and try again later."
+    default_message = _("Too many requests; slow down and try again later.")
 
 
 class ServiceBusy(SynstarError):
     status = 503
     type = "api_error"
     code = "busy"
-    default_message = "The service is busy; try again."
+    default_message = _("The service is busy; try again.")
 
 
 def _drf_error(exc: drf_exceptions.APIException) -> SynstarError:
     if isinstance(exc, drf_exceptions.ValidationError):
         return InvalidRequest(_validation_message(exc.detail), code="validation_error")
     if isinstance(exc, drf_exceptions.ParseError):
-        return InvalidRequest(f"Malformed request body: {exc.detail}", code="parse_error")
+        return InvalidRequest(lazy_format(_("Malformed request body: %(detail)s"), detail=exc.detail), code="parse_error")
     if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
         return AuthenticationFailed(str(exc.detail))
     if isinstance(exc, drf_exceptions.PermissionDenied):

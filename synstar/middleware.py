@@ -3,6 +3,7 @@ bodies, before any view or lookup sees them: a 400 in the one error shape (an er
 code `invalid_characters`. Parsed API bodies (JSON, forms) are checked by the parsers in synstar.api."""
 
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from synstar.api import (
     InvalidCharacters,
@@ -21,11 +22,11 @@ class RefuseBadCharactersMiddleware:
 
     def __call__(self, request):
         try:
-            refuse_bad_characters(request.path, where="The path")
-            refuse_bad_characters_in({key: request.GET.getlist(key) for key in request.GET}, where="The query")
+            refuse_bad_characters(request.path, where=_("The path"))
+            refuse_bad_characters_in({key: request.GET.getlist(key) for key in request.GET}, where=_("The query"))
             if request.method == "POST" and request.content_type in _FORM_TYPES:
                 # Django parses these itself (CSRF reads them anyway); the raw body stays readable.
-                refuse_bad_characters_in({key: request.POST.getlist(key) for key in request.POST}, where="The form")
+                refuse_bad_characters_in({key: request.POST.getlist(key) for key in request.POST}, where=_("The form"))
         except InvalidCharacters as error:
             if request.path.startswith(API_PREFIXES):
                 return json_error(error)

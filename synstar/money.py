@@ -10,7 +10,11 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
 from synstar.errors import InvalidRequest
+from synstar.i18n import lazy_format
 
 NANOS_PER_USD = 1_000_000_000
 DECIMAL_PLACES = 9
@@ -23,7 +27,7 @@ _DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 class InvalidAmount(InvalidRequest):
     code = "invalid_amount"
-    default_message = "The amount is not a valid USD amount."
+    default_message = _("The amount is not a valid USD amount.")
 
 
 def parse_usd(
@@ -31,7 +35,7 @@ def parse_usd(
     *,
     allow_negative: bool = False,
     allow_zero: bool = False,
-    field: str = "amount",
+    field: str | Promise = "amount",
 ) -> int:
     """Parse a USD amount (a decimal string such as "12.50", an int or a Decimal) into nanos.
 
@@ -39,7 +43,7 @@ def parse_usd(
     negative or zero amounts where they are not allowed, and amounts beyond MAX_NANOS.
     """
     if isinstance(value, bool) or isinstance(value, float):
-        raise InvalidAmount(f"{field} must be a decimal string such as \"12.50\", not a float.")
+        raise InvalidAmount(lazy_format(_('%(field)s must be a decimal string such as "12.50", not a float.'), field=field))
     if isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, Decimal):
@@ -47,27 +51,27 @@ def parse_usd(
     elif isinstance(value, str):
         text = value.strip()
         if not _DECIMAL_RE.match(text):
-            raise InvalidAmount(f"{field} must be a decimal number such as \"12.50\"; got {value!r:.40}.")
+            raise InvalidAmount(lazy_format(_('%(field)s must be a decimal number such as "12.50"; got %(value)s.'), field=field, value=format(repr(value), '.40')))
         try:
             amount = Decimal(text)
         except InvalidOperation:  # pragma: no cover - the regex already guarantees a number
-            raise InvalidAmount(f"{field} is not a number.") from None
+            raise InvalidAmount(lazy_format(_("%(field)s is not a number."), field=field)) from None
     else:
-        raise InvalidAmount(f"{field} must be a decimal string such as \"12.50\".")
+        raise InvalidAmount(lazy_format(_('%(field)s must be a decimal string such as "12.50".'), field=field))
 
     if not amount.is_finite():
-        raise InvalidAmount(f"{field} must be a finite number.")
+        raise InvalidAmount(lazy_format(_("%(field)s must be a finite number."), field=field))
     if abs(amount) > Decimal(MAX_NANOS) / NANOS_PER_USD:
-        raise InvalidAmount(f"{field} is too large; the most one operation can carry is $1,000,000,000.")
+        raise InvalidAmount(lazy_format(_("%(field)s is too large; the most one operation can carry is $1,000,000,000."), field=field))
     if amount != amount.quantize(_ONE_NANO):
-        raise InvalidAmount(f"{field} has more than {DECIMAL_PLACES} decimal places.")
+        raise InvalidAmount(lazy_format(_("%(field)s has more than %(DECIMAL_PLACES)s decimal places."), field=field, DECIMAL_PLACES=DECIMAL_PLACES))
     with localcontext() as ctx:
         ctx.prec = 40
         nanos = int(amount.scaleb(DECIMAL_PLACES))
     if nanos < 0 and not allow_negative:
-        raise InvalidAmount(f"{field} must not be negative.")
+        raise InvalidAmount(lazy_format(_("%(field)s must not be negative."), field=field))
     if nanos == 0 and not allow_zero:
-        raise InvalidAmount(f"{field} must be greater than zero.")
+        raise InvalidAmount(lazy_format(_("%(field)s must be greater than zero."), field=field))
     return nanos
 
 
@@ -119,6 +123,15 @@ def format_usd(nanos: int, *, places: int | None = 2, symbol: bool = False, grou
     return f"-{body}" if negative else body
 
 
+def format_cny_indicative(nanos: int, *, cny_per_usd: str) -> str:
+    """An indicative CNY figure of a USD amount at a configured rate ("7.2"): "¥723.50", rounded half-up to
+    the fen by the one rounding function. Shown beside Alipay and WeChat Pay only; amounts are charged in USD."""
+    fen = round_half_up(Fraction(nanos) * Fraction(Decimal(cny_per_usd)) / (NANOS_PER_USD // 100))
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}¥{whole:,}.{cents:02d}"
+
+
 def usd(amount: str) -> int:
     """Nanos of a literal USD amount written in code or settings, e.g. usd("0.50")."""
     return parse_usd(amount, allow_zero=True, allow_negative=True)
@@ -131,7 +144,7 @@ def to_cents(nanos: int) -> int:
     """Provider boundary only: nanos -> integer cents (the amount must be whole cents)."""
     cents, remainder = divmod(nanos, NANOS_PER_CENT)
     if remainder:
-        raise InvalidAmount("Payment amounts must be whole cents.")
+        raise InvalidAmount(_("Payment amounts must be whole cents."))
     return cents
 
 

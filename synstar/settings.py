@@ -57,9 +57,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files with hashed names, also under uvicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the account's setting (synstar.accounts.middleware, below), else the switch's cookie, else Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "synstar.accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # NUL and lone surrogates in a path, query or form: 400 before any view or lookup sees them.
     "synstar.middleware.RefuseBadCharactersMiddleware",
@@ -233,7 +236,23 @@ NEW_ACCOUNT_DAYS = env.int("NEW_ACCOUNT_DAYS", default=7)
 LEDGER_MAX_RETRIES = env.int("LEDGER_MAX_RETRIES", default=5)
 
 # --- Internationalization -------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# English and Simplified Chinese (catalog: locale/zh_Hans/LC_MESSAGES/django.po, compiled by
+# `manage.py compile_catalogs`). Names are in their own language: the switch reads the same in both.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Indicative CNY per USD shown beside Alipay and WeChat Pay in the wallet (amounts are charged in USD);
+# empty (the default) shows no CNY figure.
+CNY_PER_USD = env("CNY_PER_USD", default="").strip()
+if CNY_PER_USD:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        _rate_ok = Decimal(CNY_PER_USD).is_finite() and Decimal(CNY_PER_USD) > 0
+    except InvalidOperation:
+        _rate_ok = False
+    if not _rate_ok:
+        raise ImproperlyConfigured(f"CNY_PER_USD must be a positive number such as 7.2 (or empty), not {CNY_PER_USD!r}.")
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

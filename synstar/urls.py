@@ -31,6 +31,7 @@ api_v1 = [
 urlpatterns = [
     path("", include((console_patterns, "console"))),
     path("accounts/", include("allauth.urls")),
+    path("i18n/setlang/", account_views.set_language, name="set_language"),  # the language switch
     *referrals.root_urlpatterns,
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),

@@ -15,6 +15,10 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "leases: hot accounts take leases (METERING_LEASES on) in this test")
     # Tests create thousands of users; PBKDF2 would dominate the run. Passwords are not under test here.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The translation catalogs, compiled as `make test` does (a direct pytest run gets them too).
+    from synstar.management.commands.compile_catalogs import compile_stale
+
+    compile_stale()
 
 
 @pytest.fixture(scope="session", autouse=True)

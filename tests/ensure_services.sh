@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the test suite has what it needs: PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 and
-# Chromium for the browser tests. Uses running servers when they answer; otherwise starts local ones from
+# Chromium for the browser tests, GNU gettext for the translation-catalog test (makemessages). Uses running servers when they answer; otherwise starts local ones from
 # installed binaries; otherwise says exactly what to install.
 set -euo pipefail
 
@@ -49,6 +49,30 @@ else
     as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || {
       echo "Could not install Chromium. Install it (apt-get install chromium) and run make test again." >&2
       exit 1
+    }
+  fi
+fi
+
+if command -v xgettext >/dev/null; then
+  echo "gettext: $(command -v xgettext)"
+else
+  echo "gettext: installing Debian's gettext for the catalog test (makemessages)"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q gettext >/dev/null; then
+    as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q gettext >/dev/null || {
+      echo "Could not install gettext. Install it (apt-get install gettext) and run make test again." >&2
+      exit 1
+    }
+  fi
+fi
+
+# A CJK font, so that screenshots of the console in Chinese show characters rather than empty boxes.
+if fc-list :lang=zh 2>/dev/null | grep -q .; then
+  echo "CJK font: $(fc-list :lang=zh family | head -n 1)"
+else
+  echo "CJK font: installing Debian's fonts-wqy-microhei for the Chinese screenshots"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-wqy-microhei >/dev/null; then
+    as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-wqy-microhei >/dev/null || {
+      echo "Could not install a CJK font (apt-get install fonts-wqy-microhei); Chinese screenshots will show boxes." >&2
     }
   fi
 fi

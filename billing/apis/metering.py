@@ -5,6 +5,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -190,12 +191,12 @@ class GenerationApi(APIView):
     def get(self, request):
         public_id = request.query_params.get("id", "")
         if not public_id.startswith("gen-"):
-            raise InvalidRequest("Pass ?id=gen-...", code="invalid_generation_id")
+            raise InvalidRequest(_("Pass ?id=gen-..."), code="invalid_generation_id")
         token = api_token(request)
         token_id = None if token_sees_all_usage(request) or token is None else token.pk
         generation = generation_for_user(user=request.user, public_id=public_id, token_id=token_id)
         if generation is None:
-            raise NotFound("No such generation.", code="generation_not_found")
+            raise NotFound(_("No such generation."), code="generation_not_found")
         return Response(GenerationOutputSerializer(generation).data)
 
 
@@ -268,7 +269,7 @@ class UsageListApi(APIView):
             own = token.pk
             if filters.token_id not in (None, own):
                 raise TokenScope(
-                    "This API token sees only its own requests; allow \"Read account\" for it to see every token's."
+                    _('This API token sees only its own requests; allow "Read account" for it to see every token\'s.')
                 )
             filters = replace(filters, token_id=own)
         rows = usage_records(

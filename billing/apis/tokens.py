@@ -1,6 +1,7 @@
 """API: users' API tokens (session), and the calling token's own settings."""
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -12,6 +13,7 @@ from billing.selectors.budgets import token_budget
 from billing.selectors.tokens import tokens_for_user
 from billing.services.tokens import token_create, token_delete, token_update
 from synstar.api import IsApiToken, IsSession, MoneyField
+from synstar.i18n import lazy_format
 
 # --- tokens (session) -----------------------------------------------------------------------------
 
@@ -70,7 +72,7 @@ class TokenInputSerializer(serializers.Serializer):
     def validate_group(self, value: str) -> TokenGroup:
         group = TokenGroup.objects.filter(name=value).first()
         if group is None:
-            raise serializers.ValidationError(f"No token group named {value!r}.")
+            raise serializers.ValidationError(lazy_format(_("No token group named %(value)s."), value=repr(value)))
         return group
 
 

@@ -6,6 +6,7 @@ Per-token prices are per million tokens; request and unit prices per request or 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 MAX_TOKENS = 100_000_000  # per request; anything above is a client bug, not a request
 DEFAULT_MAX_OUTPUT_TOKENS = 4096  # a new model's default_max_output_tokens
@@ -13,29 +14,29 @@ DEFAULT_MAX_OUTPUT_TOKENS = 4096  # a new model's default_max_output_tokens
 
 class ModelPrice(models.Model):
     class Category(models.TextChoices):
-        CHAT = "chat", "Chat"
-        VISION = "vision", "Vision"
-        IMAGE = "image", "Image generation"
-        VIDEO = "video", "Video generation"
-        TRANSCRIPTION = "transcription", "Audio transcription"
-        TTS = "tts", "Text-to-speech"
-        MUSIC = "music", "Music / voice"
-        EMBEDDINGS = "embeddings", "Embeddings"
-        RERANK = "rerank", "Rerank"
-        OTHER = "other", "Other"
+        CHAT = "chat", _("Chat")
+        VISION = "vision", _("Vision")
+        IMAGE = "image", _("Image generation")
+        VIDEO = "video", _("Video generation")
+        TRANSCRIPTION = "transcription", _("Audio transcription")
+        TTS = "tts", _("Text-to-speech")
+        MUSIC = "music", _("Music / voice")
+        EMBEDDINGS = "embeddings", _("Embeddings")
+        RERANK = "rerank", _("Rerank")
+        OTHER = "other", _("Other")
 
     class BillingType(models.TextChoices):
-        PER_TOKEN = "per_token", "Per token"
-        PER_REQUEST = "per_request", "Per request"
-        PER_UNIT = "per_unit", "Per unit"
+        PER_TOKEN = "per_token", _("Per token")
+        PER_REQUEST = "per_request", _("Per request")
+        PER_UNIT = "per_unit", _("Per unit")
 
     class Unit(models.TextChoices):
         NONE = "", "—"
-        IMAGE = "image", "image"
-        SECOND = "second", "second"
-        MINUTE = "minute", "minute"
-        KCHARS = "1k_chars", "1k characters"
-        TASK = "task", "task"
+        IMAGE = "image", _("image")
+        SECOND = "second", _("second")
+        MINUTE = "minute", _("minute")
+        KCHARS = "1k_chars", _("1k characters")
+        TASK = "task", _("task")
 
     name = models.SlugField(max_length=100, unique=True, help_text="The model id clients send, e.g. gpt-4o")
     display_name = models.CharField(max_length=120, blank=True)

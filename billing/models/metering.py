@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from billing.models.catalog import ModelPrice
 from billing.models.tokens import ApiToken, GatewayKey
@@ -20,22 +21,22 @@ class Generation(models.Model):
     available: int | None = None
 
     class State(models.TextChoices):
-        HELD = "held", "Held"
-        REPORTED = "reported", "Reported"
-        SETTLED = "settled", "Settled"
-        RELEASED = "released", "Released"
-        EXPIRED = "expired", "Expired"
+        HELD = "held", _("Held")
+        REPORTED = "reported", _("Reported")
+        SETTLED = "settled", _("Settled")
+        RELEASED = "released", _("Released")
+        EXPIRED = "expired", _("Expired")
 
     class Outcome(models.TextChoices):
         PENDING = "", "—"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
     class ChargeBasis(models.TextChoices):
         NONE = "", "—"
-        REPORTED = "reported", "Reported usage"
-        ESTIMATE = "estimate", "Estimate"
-        COUNTED = "counted", "Counted from the output"
+        REPORTED = "reported", _("Reported usage")
+        ESTIMATE = "estimate", _("Estimate")
+        COUNTED = "counted", _("Counted from the output")
 
     public_id = models.CharField(max_length=40, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="generations")

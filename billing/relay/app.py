@@ -26,6 +26,9 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.utils import translation
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
@@ -43,6 +46,7 @@ from billing.services.metering import metering_hold, metering_report
 from billing.services.metering.pricing import MAX_TOKENS, MAX_UNITS, Usage, charge
 from billing.services.tokens import token_authenticate
 from synstar.errors import AuthenticationFailed, InvalidRequest, NotFound, SynstarError
+from synstar.i18n import language_from_accept_language, lazy_format
 from synstar.logging import request_id_var, request_log
 
 logger = logging.getLogger(__name__)
@@ -102,7 +106,7 @@ def db_shutdown() -> None:
         return
     n = settings.RELAY_DB_THREADS
     barrier = threading.Barrier(n)
-    for _ in range(n):
+    for _i in range(n):
         _executor.submit(_close_thread_connection, barrier)
     _executor.shutdown(wait=True)
     _executor = None
@@ -149,11 +153,11 @@ def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "").strip()
     if not header:
         raise AuthenticationFailed(
-            "Send your API token as 'Authorization: Bearer sk-...'.", code="missing_api_key"
+            _("Send your API token as 'Authorization: Bearer sk-...'."), code="missing_api_key"
         )
-    scheme, _, value = header.partition(" ")
+    scheme, _sep, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise AuthenticationFailed("Use the header 'Authorization: Bearer sk-...'.", code="invalid_authorization")
+        raise AuthenticationFailed(_("Use the header 'Authorization: Bearer sk-...'."), code="invalid_authorization")
     return value.strip()
 
 
@@ -168,7 +172,7 @@ def _client_ip(request: Request) -> str | None:
 def _check_size(request: Request) -> None:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.RELAY_MAX_BODY_BYTES:
-        raise RequestTooLarge(f"The request body is larger than {settings.RELAY_MAX_BODY_BYTES // 1_000_000} MB.")
+        raise RequestTooLarge(lazy_format(_("The request body is larger than %(value)s MB."), value=settings.RELAY_MAX_BODY_BYTES // 1_000_000))
 
 
 async def _json_body(request: Request) -> dict:
@@ -177,16 +181,16 @@ async def _json_body(request: Request) -> dict:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json") from None
+        raise InvalidRequest(_("The request body must be a JSON object."), code="invalid_json") from None
     if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+        raise InvalidRequest(_("The request body must be a JSON object."), code="invalid_json")
     return body
 
 
 def _model(body: dict) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
-        raise InvalidRequest("model is required.", code="invalid_request", param="model")
+        raise InvalidRequest(_("model is required."), code="invalid_request", param="model")
     return model.strip()
 
 
@@ -224,8 +228,19 @@ def _usage(input_tokens: int, output_tokens: int = 0, cached_tokens: int = 0, un
     )
 
 
-def error_response(exc: SynstarError, headers: dict | None = None) -> JSONResponse:
-    payload = exc.as_dict()
+def _message(language: str, text: str | Promise) -> str:
+    with translation.override(language):
+        return str(text)
+
+
+def request_language(request: Request) -> str:
+    """The language of the relay's error messages: Accept-Language, as LocaleMiddleware reads it for Django."""
+    return language_from_accept_language(request.headers.get("accept-language", ""))
+
+
+def error_response(exc: SynstarError, headers: dict | None = None, *, language: str | None = None) -> JSONResponse:
+    with translation.override(language):  # the message is lazy: read in the client's language
+        payload = exc.as_dict()
     payload["error"].setdefault("param", None)
     return JSONResponse(payload, status_code=exc.status, headers=headers)
 
@@ -243,14 +258,15 @@ def endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
             try:
                 response = await handler(request)
             except SynstarError as exc:
-                response = error_response(exc, headers=getattr(exc, "headers", None))
+                response = error_response(exc, headers=getattr(exc, "headers", None), language=request_language(request))
             except ClientDisconnect:  # the client left before its request was read: nothing was held
                 response = Response(status_code=499)
             except Exception:
                 logger.exception("relay: unexpected error on %s", request.url.path)
                 response = JSONResponse(
                     {"error": {"type": "server_error", "code": "internal_error", "param": None,
-                               "message": "Something went wrong on our side; nothing was charged for it. Try again."}},
+                               "message": _message(request_language(request),
+                                                   _("Something went wrong on our side; nothing was charged for it. Try again."))}},
                     status_code=500,
                 )
             response.headers["X-Request-ID"] = rid
@@ -276,6 +292,7 @@ class Call:
     def __init__(self, request: Request, endpoint: str):
         self.request = request
         self.endpoint = endpoint
+        self.language = request_language(request)
         self.key = _bearer(request)
         self.model = ""
         self.info: ModelInfo | None = None
@@ -290,10 +307,10 @@ class Call:
         self.snapshot = await current_snapshot()
         info = self.snapshot.models.get(model)
         if info is None:
-            raise ModelNotFound(f"The model {model!r} does not exist. GET /v1/models lists the models you can use.", param="model")
+            raise ModelNotFound(lazy_format(_("The model %(model)s does not exist. GET /v1/models lists the models you can use."), model=repr(model)), param="model")
         self.routes = self.snapshot.candidates(model)[: settings.RELAY_MAX_ATTEMPTS]
         if not self.routes:
-            raise ModelNotAvailable(f"No upstream serves {model!r} right now; nothing was charged.")
+            raise ModelNotAvailable(lazy_format(_("No upstream serves %(model)s right now; nothing was charged."), model=repr(model)))
         self.info = info
         return info
 
@@ -332,7 +349,7 @@ class Call:
                 await run_db(channel_succeeded, channel_id=route.channel_id)
             return response
         await self.release(f"no channel answered: {last.message if last else 'none tried'}")
-        raise UpstreamUnavailable("The upstream for this model did not answer; nothing was charged. Try again shortly.")
+        raise UpstreamUnavailable(_("The upstream for this model did not answer; nothing was charged. Try again shortly."))
 
     async def _channel_failed(self, route: Route, message: str) -> None:
         try:
@@ -376,7 +393,7 @@ class Call:
             raw = await response.aread()
         except httpx.HTTPError as exc:
             await self.release(f"upstream read failed: {type(exc).__name__}")
-            raise UpstreamUnavailable("The upstream broke off its answer; nothing was charged. Try again.") from None
+            raise UpstreamUnavailable(_("The upstream broke off its answer; nothing was charged. Try again.")) from None
         finally:
             await response.aclose()
         try:
@@ -385,7 +402,7 @@ class Call:
                 raise ValueError
         except ValueError:
             await self.release("upstream answered with something other than a JSON object")
-            raise UpstreamUnavailable("The upstream gave an answer we could not read; nothing was charged.") from None
+            raise UpstreamUnavailable(_("The upstream gave an answer we could not read; nothing was charged.")) from None
         return data
 
     async def read_bytes(self, response: httpx.Response) -> bytes:
@@ -393,7 +410,7 @@ class Call:
             return await response.aread()
         except httpx.HTTPError as exc:
             await self.release(f"upstream read failed: {type(exc).__name__}")
-            raise UpstreamUnavailable("The upstream broke off its answer; nothing was charged. Try again.") from None
+            raise UpstreamUnavailable(_("The upstream broke off its answer; nothing was charged. Try again.")) from None
         finally:
             await response.aclose()
 
@@ -576,7 +593,8 @@ class ChatStream(Response):
             except httpx.HTTPError as exc:  # the upstream broke off mid-stream: say so, charge what came
                 self.broken = type(exc).__name__
                 error = {"error": {"type": "upstream_error", "code": "upstream_interrupted", "param": None,
-                                   "message": "The upstream broke off the stream; you are charged only for what was sent."}}
+                                   "message": _message(self.call.language,
+                                                       _("The upstream broke off the stream; you are charged only for what was sent."))}}
                 await send({"type": "http.response.body", "body": b"data: " + json.dumps(error).encode() + b"\n\n", "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -587,7 +605,7 @@ class ChatStream(Response):
         pumping = asyncio.ensure_future(pump())
         watching = asyncio.ensure_future(watch())
         try:
-            done, _ = await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+            done, _pending = await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
             if pumping not in done:
                 self.disconnected = True
                 pumping.cancel()
@@ -697,11 +715,11 @@ async def audio_speech(request: Request) -> Response:
 async def _form(request: Request) -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:
     _check_size(request)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise InvalidRequest("Send this request as multipart/form-data.", code="invalid_request")
+        raise InvalidRequest(_("Send this request as multipart/form-data."), code="invalid_request")
     try:
         form = await request.form(max_files=4, max_fields=64)
     except Exception:
-        raise InvalidRequest("The multipart body could not be read.", code="invalid_request") from None
+        raise InvalidRequest(_("The multipart body could not be read."), code="invalid_request") from None
     fields: dict[str, str] = {}
     files: dict[str, tuple[str, bytes, str]] = {}
     for name, value in form.multi_items():
@@ -719,7 +737,7 @@ async def audio_transcriptions(request: Request) -> Response:
     fields, files = await _form(request)
     info = await call.prepare(_model(fields))
     if "file" not in files:
-        raise InvalidRequest("file is required.", code="invalid_request", param="file")
+        raise InvalidRequest(_("file is required."), code="invalid_request", param="file")
     est = estimate.transcription(files["file"][1], unit=info.unit)
     await call.hold(est)
 
@@ -795,7 +813,7 @@ async def models(request: Request) -> Response:
 def _token_for_listing(raw_key: str):
     token = token_authenticate(raw_key=raw_key)
     if not token.is_enabled:
-        raise AuthenticationFailed("This API token is disabled.", code="token_disabled")
+        raise AuthenticationFailed(_("This API token is disabled."), code="token_disabled")
     return token
 
 
@@ -825,7 +843,7 @@ async def video_create(request: Request) -> Response:
         upstream_id = data.get("id")
         if not isinstance(upstream_id, str) or not upstream_id:
             await call.release("upstream task without an id")
-            raise UpstreamUnavailable("The upstream did not accept the task; nothing was charged.")
+            raise UpstreamUnavailable(_("The upstream did not accept the task; nothing was charged."))
         assert call.route is not None and call.generation is not None
         await run_db(videos.relay_task_open, generation_id=call.generation.pk, channel_id=call.route.channel_id,
                      upstream_id=upstream_id, request={k: v for k, v in fields.items() if k != "model"}, answer=data)
@@ -844,17 +862,17 @@ async def video_retrieve(request: Request) -> Response:
 async def video_content(request: Request) -> Response:
     task = await run_db(videos.relay_task_for_token, raw_key=_bearer(request), public_id=request.path_params["video_id"])
     if task.status != task.Status.COMPLETED:
-        raise NotFound(f"The video is {task.get_status_display().lower()}; its content is there once it is completed.",
+        raise NotFound(lazy_format(_("The video is %(status)s; its content is there once it is completed."), status=task.get_status_display().lower()),
                        code="video_not_ready")
     route = await run_db(videos.route_for_task, task)
     try:
         response = await upstream.send(route, "GET", f"/videos/{task.upstream_id}/content")
     except UpstreamError:
-        raise UpstreamUnavailable("The upstream did not give the video's content; try again shortly.") from None
+        raise UpstreamUnavailable(_("The upstream did not give the video's content; try again shortly.")) from None
     body = await response.aread()
     await response.aclose()
     if response.status_code >= 400:
-        raise UpstreamUnavailable("The upstream did not give the video's content; try again shortly.")
+        raise UpstreamUnavailable(_("The upstream did not give the video's content; try again shortly."))
     return Response(body, media_type=response.headers.get("content-type", "video/mp4"),
                     headers={"X-Generation-Id": task.generation.public_id})
 
@@ -897,13 +915,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return error_response(NotFound(f"No such endpoint: {request.method} {request.url.path}.", code="unknown_endpoint"))
+    error = NotFound(lazy_format(_("No such endpoint: %(method)s %(path)s."), method=request.method, path=request.url.path), code="unknown_endpoint")
+    return error_response(error, language=request_language(request))
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    error = InvalidRequest(f"{request.method} is not allowed on {request.url.path}.", code="method_not_allowed")
+    error = InvalidRequest(lazy_format(_("%(method)s is not allowed on %(path)s."), method=request.method, path=request.url.path), code="method_not_allowed")
     error.status = 405
-    return error_response(error)
+    return error_response(error, language=request_language(request))
 
 
 def relay_application() -> Starlette:

@@ -15,8 +15,11 @@ import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
+from django.utils.translation import gettext_lazy as _
+
 from billing.models.catalog import MAX_TOKENS
 from synstar.errors import InvalidRequest
+from synstar.i18n import lazy_format
 
 MESSAGE_OVERHEAD = 4
 IMAGE_INPUT_TOKENS = 1000
@@ -68,7 +71,7 @@ def _positive_int(body: dict, *names: str) -> int | None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS:
-            raise InvalidRequest(f"{name} must be a whole number from 1 to {MAX_TOKENS:,}.", code="invalid_request", param=name)
+            raise InvalidRequest(lazy_format(_("%(name)s must be a whole number from 1 to %(MAX_TOKENS)s."), name=name, MAX_TOKENS=format(MAX_TOKENS, ',')), code="invalid_request", param=name)
         return value
     return None
 
@@ -78,18 +81,18 @@ def _choices(body: dict) -> int:
     if n is None:
         return 1
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 128:
-        raise InvalidRequest("n must be a whole number from 1 to 128.", code="invalid_request", param="n")
+        raise InvalidRequest(_("n must be a whole number from 1 to 128."), code="invalid_request", param="n")
     return n
 
 
 def chat(body: dict) -> Estimate:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("messages must be a non-empty list.", code="invalid_request", param="messages")
+        raise InvalidRequest(_("messages must be a non-empty list."), code="invalid_request", param="messages")
     tokens = 0
     for message in messages:
         if not isinstance(message, dict):
-            raise InvalidRequest("Each message must be an object with a role and content.", code="invalid_request", param="messages")
+            raise InvalidRequest(_("Each message must be an object with a role and content."), code="invalid_request", param="messages")
         tokens += MESSAGE_OVERHEAD + _content_tokens(message.get("content")) + _content_tokens(message.get("tool_calls"))
     if body.get("tools"):
         tokens += text_tokens(json.dumps(body["tools"], ensure_ascii=False))
@@ -101,7 +104,7 @@ def chat(body: dict) -> Estimate:
 def embeddings(body: dict) -> Estimate:
     value = body.get("input")
     if value is None or value == "" or value == []:
-        raise InvalidRequest("input is required.", code="invalid_request", param="input")
+        raise InvalidRequest(_("input is required."), code="invalid_request", param="input")
     if isinstance(value, str):
         tokens = text_tokens(value)
     elif isinstance(value, list) and all(isinstance(v, int) for v in value):
@@ -114,16 +117,16 @@ def embeddings(body: dict) -> Estimate:
             elif isinstance(item, list):
                 tokens += len(item)
             else:
-                raise InvalidRequest("input must be a string, a list of strings or token arrays.", code="invalid_request", param="input")
+                raise InvalidRequest(_("input must be a string, a list of strings or token arrays."), code="invalid_request", param="input")
     else:
-        raise InvalidRequest("input must be a string, a list of strings or token arrays.", code="invalid_request", param="input")
+        raise InvalidRequest(_("input must be a string, a list of strings or token arrays."), code="invalid_request", param="input")
     return Estimate(input_tokens=max(tokens, 1), max_output_tokens=1)
 
 
 def _prompt(body: dict, name: str = "prompt") -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest(f"{name} is required.", code="invalid_request", param=name)
+        raise InvalidRequest(lazy_format(_("%(name)s is required."), name=name), code="invalid_request", param=name)
     return value
 
 
@@ -164,7 +167,7 @@ def duration_units(seconds: float, *, unit: str) -> Decimal:
 
 def transcription(data: bytes, *, unit: str) -> Estimate:
     if not data:
-        raise InvalidRequest("file is required.", code="invalid_request", param="file")
+        raise InvalidRequest(_("file is required."), code="invalid_request", param="file")
     seconds = audio_seconds(data)
     if seconds is None:
         seconds = len(data) / AUDIO_BYTES_PER_SECOND
@@ -175,7 +178,7 @@ def rerank(body: dict) -> Estimate:
     query = _prompt(body, "query")
     documents = body.get("documents")
     if not isinstance(documents, list) or not documents:
-        raise InvalidRequest("documents must be a non-empty list.", code="invalid_request", param="documents")
+        raise InvalidRequest(_("documents must be a non-empty list."), code="invalid_request", param="documents")
     tokens = text_tokens(query) * len(documents) + sum(_content_tokens(d if isinstance(d, str) else d.get("text") if isinstance(d, dict) else str(d)) for d in documents)
     return Estimate(input_tokens=max(tokens, 1), max_output_tokens=1, units=Decimal(1))
 
@@ -188,9 +191,9 @@ def video_seconds(body: dict) -> int:
     try:
         seconds = int(str(value))
     except ValueError:
-        raise InvalidRequest("seconds must be a whole number of seconds.", code="invalid_request", param="seconds") from None
+        raise InvalidRequest(_("seconds must be a whole number of seconds."), code="invalid_request", param="seconds") from None
     if not 1 <= seconds <= 600:
-        raise InvalidRequest("seconds must be from 1 to 600.", code="invalid_request", param="seconds")
+        raise InvalidRequest(_("seconds must be from 1 to 600."), code="invalid_request", param="seconds")
     return seconds
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import Channel, RelayTask
 from billing.relay import upstream
@@ -57,7 +58,7 @@ def relay_task_for_token(*, raw_key: str, public_id: str) -> RelayTask:
         generation__public_id=public_id, generation__user_id=token.user_id
     ).first()
     if task is None:
-        raise NotFound("No such video.", code="video_not_found")
+        raise NotFound(_("No such video."), code="video_not_found")
     return task
 
 

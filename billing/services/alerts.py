@@ -12,10 +12,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import ApiToken
-from billing.selectors.budgets import period_adjective, token_budget
+from billing.selectors.budgets import PERIOD_ADJECTIVES, token_budget
+from synstar.i18n import lazy_format
 from synstar.money import format_usd, parse_usd
 from wallet.services.alerts import alert_email, balance_crossings, event_emit
 
@@ -64,13 +65,15 @@ def token_alerts_check(*, token_ids, now: datetime | None = None) -> int:
 
 
 def _token_alert(*, token: ApiToken, kind: str, level: int, used: int, limit: int, resets_at: datetime | None) -> None:
+    # Lazy: the email is rendered in the account's language (wallet.services.alerts.alert_email).
+    period = PERIOD_ADJECTIVES.get(token.budget_period, token.budget_period)
     if kind == "quota":
-        subject = _("API token %(name)s has used %(level)s%% of its quota") % {"name": token.name, "level": level}
+        subject = lazy_format(_("API token %(name)s has used %(level)s%% of its quota"), name=token.name, level=level)
     else:
-        subject = _("API token %(name)s has used %(level)s%% of its %(period)s budget") % {
-            "name": token.name, "level": level, "period": period_adjective(token.budget_period)}
+        subject = lazy_format(_("API token %(name)s has used %(level)s%% of its %(period)s budget"),
+                              name=token.name, level=level, period=period)
     alert_email(user=token.user, subject=subject, template="email/token_alert.txt", context={
-        "token": token, "period": period_adjective(token.budget_period), "kind": kind, "level": level, "used": format_usd(used), "limit": format_usd(limit),
+        "token": token, "period": period, "kind": kind, "level": level, "used": format_usd(used), "limit": format_usd(limit),
         "resets_at": resets_at,
     })
     if level == 100:

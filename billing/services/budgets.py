@@ -8,11 +8,12 @@ import time
 from datetime import datetime
 
 from django.core.cache import cache
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import ApiToken
-from billing.selectors.budgets import period_adjective, token_budget
+from billing.selectors.budgets import PERIOD_ADJECTIVES, token_budget
 from synstar.errors import PaymentRequired, RateLimited
+from synstar.i18n import lazy_format
 from synstar.money import format_usd
 
 
@@ -41,10 +42,11 @@ def budget_refusal(*, token_id: int, amount: int, now: datetime) -> TokenBudgetE
     state = token_budget(token=token, now=now)
     resets = state.resets_at.isoformat()
     return TokenBudgetExceeded(
-        _("This API token has $%(left)s of its %(period)s budget of $%(budget)s left; the request needs up to "
-          "$%(need)s. The budget resets at %(resets)s.")
-        % {"left": format_usd(state.remaining or 0, places=None), "period": period_adjective(token.budget_period),
-           "budget": format_usd(token.budget, places=None), "need": format_usd(amount, places=None), "resets": resets},
+        # Lazy: read in the language of whoever renders the refusal (the relay answers from a thread pool).
+        lazy_format(_("This API token has $%(left)s of its %(period)s budget of $%(budget)s left; the request needs up to "
+                      "$%(need)s. The budget resets at %(resets)s."),
+                    left=format_usd(state.remaining or 0, places=None), period=PERIOD_ADJECTIVES.get(token.budget_period, token.budget_period),
+                    budget=format_usd(token.budget, places=None), need=format_usd(amount, places=None), resets=resets),
         budget_remaining=format_usd(state.remaining or 0, places=None),
         resets_at=resets,
     )
@@ -67,7 +69,7 @@ def token_rate_check(*, token_id: int, rpm_limit: int | None, now: float | None 
     if count > rpm_limit:
         retry_after = min(max(math.ceil((window + 1) * 60 - now), 1), 60)
         raise TokenRateLimited(
-            _("This API token allows %(limit)s requests per minute; try again in %(seconds)s seconds.")
-            % {"limit": rpm_limit, "seconds": retry_after},
+            lazy_format(_("This API token allows %(limit)s requests per minute; try again in %(seconds)s seconds."),
+                        limit=rpm_limit, seconds=retry_after),
             retry_after=retry_after,
         )

@@ -15,12 +15,13 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import ApiToken, BudgetPeriod, GatewayKey, ModelPrice, TokenGroup
 from billing.selectors.tokens import group_allowed
 from synstar.db import atomic_with_retry
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied
+from synstar.i18n import lazy_format
 from synstar.money import format_usd
 
 ALPHABET = string.ascii_letters + string.digits
@@ -54,7 +55,7 @@ def _clean_models(models: list[str] | None) -> list[str]:
     known = set(ModelPrice.objects.filter(name__in=names).values_list("name", flat=True))
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise InvalidRequest(f"Unknown model(s) in the allow-list: {', '.join(unknown)}.", code="model_not_found")
+        raise InvalidRequest(lazy_format(_("Unknown model(s) in the allow-list: %(join)s."), join=', '.join(unknown)), code="model_not_found")
     return names
 
 
@@ -67,19 +68,19 @@ def _clean_ips(ips: list[str] | None) -> list[str]:
         try:
             cleaned.append(str(ipaddress.ip_network(raw, strict=False)))
         except ValueError:
-            raise InvalidRequest(f"{raw!r} is not an IP address or CIDR range.", code="invalid_ip") from None
+            raise InvalidRequest(lazy_format(_("%(raw)s is not an IP address or CIDR range."), raw=repr(raw)), code="invalid_ip") from None
     return sorted(set(cleaned))
 
 
 def _check_group(*, user, group: TokenGroup) -> None:
     if not group_allowed(user=user, group=group):
-        raise PermissionDenied(f"The group {group.name!r} is not available to your account.", code="group_not_allowed")
+        raise PermissionDenied(lazy_format(_("The group %(name)s is not available to your account."), name=repr(group.name)), code="group_not_allowed")
 
 
 def default_group() -> TokenGroup:
     group = TokenGroup.objects.filter(is_default=True).first() or TokenGroup.objects.filter(is_public=True).first()
     if group is None:
-        raise InvalidRequest("No token group is configured yet; ask an administrator.", code="no_group")
+        raise InvalidRequest(_("No token group is configured yet; ask an administrator."), code="no_group")
     return group
 
 
@@ -103,13 +104,13 @@ def token_create(
     A token serves inference; `can_read_account` also lets it read the account through the API."""
     name = (name or "").strip()
     if not name or len(name) > 100:
-        raise InvalidRequest("A token needs a name of 1-100 characters.", code="invalid_name")
+        raise InvalidRequest(_("A token needs a name of 1-100 characters."), code="invalid_name")
     group = group or default_group()
     _check_group(user=user, group=group)
     if quota is not None and quota < 0:
-        raise InvalidRequest("The quota must not be negative.", code="invalid_quota")
+        raise InvalidRequest(_("The quota must not be negative."), code="invalid_quota")
     if expires_at is not None and expires_at <= timezone.now():
-        raise InvalidRequest("The expiry must be in the future.", code="invalid_expiry")
+        raise InvalidRequest(_("The expiry must be in the future."), code="invalid_expiry")
     _check_limits(budget=budget, budget_period=budget_period, rpm_limit=rpm_limit)
     raw = key_generate("sk")
     token = ApiToken.objects.create(
@@ -163,11 +164,11 @@ def token_update(
     period starts counting from zero; a changed quota or budget re-arms its 80% / 100% alerts."""
     token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user, deleted_at__isnull=True).first()
     if token is None:
-        raise NotFound("No such API token.", code="token_not_found")
+        raise NotFound(_("No such API token."), code="token_not_found")
     if name is not _UNSET:
         name = (name or "").strip()
         if not name or len(name) > 100:
-            raise InvalidRequest("A token needs a name of 1-100 characters.", code="invalid_name")
+            raise InvalidRequest(_("A token needs a name of 1-100 characters."), code="invalid_name")
         token.name = name
     if group is not _UNSET:
         _check_group(user=user, group=group)
@@ -175,8 +176,7 @@ def token_update(
     if quota is not _UNSET:
         if quota is not None and quota < token.used + token.held:
             raise InvalidRequest(
-                f"The quota cannot be below what this token has already used "
-                f"(${format_usd(token.used + token.held, places=None)}, including in-flight requests).",
+                lazy_format(_("The quota cannot be below what this token has already used ($%(amount)s, including in-flight requests)."), amount=format_usd(token.used + token.held, places=None)),
                 code="quota_below_used",
             )
         if quota != token.quota:
@@ -213,7 +213,7 @@ def token_delete(*, token_id: int, user) -> None:
         deleted_at=timezone.now(), is_enabled=False
     )
     if not updated:
-        raise NotFound("No such API token.", code="token_not_found")
+        raise NotFound(_("No such API token."), code="token_not_found")
 
 
 def gateway_key_create(*, name: str) -> tuple[GatewayKey, str]:
@@ -222,7 +222,7 @@ def gateway_key_create(*, name: str) -> tuple[GatewayKey, str]:
         with transaction.atomic():
             gateway = GatewayKey.objects.create(name=name, key_hash=key_hash(raw), key_prefix=key_prefix(raw))
     except IntegrityError:
-        raise Conflict(f"A gateway key named {name!r} already exists.", code="duplicate_name") from None
+        raise Conflict(lazy_format(_("A gateway key named %(name)s already exists."), name=repr(name)), code="duplicate_name") from None
     return gateway, raw
 
 
@@ -231,7 +231,7 @@ def token_authenticate(*, raw_key: str) -> ApiToken:
     kind = key_kind(raw_key or "")
     if kind == "gw":
         raise AuthenticationFailed(
-            "This is a gateway key; this endpoint needs a user's sk- API token.", code="wrong_key_type"
+            _("This is a gateway key; this endpoint needs a user's sk- API token."), code="wrong_key_type"
         )
     token = None
     if kind == "sk":
@@ -241,7 +241,7 @@ def token_authenticate(*, raw_key: str) -> ApiToken:
             .first()
         )
     if token is None:
-        raise AuthenticationFailed("Invalid API token.", code="invalid_api_key")
+        raise AuthenticationFailed(_("Invalid API token."), code="invalid_api_key")
     return token
 
 
@@ -249,11 +249,11 @@ def gateway_authenticate(*, raw_key: str) -> GatewayKey:
     kind = key_kind(raw_key or "")
     if kind == "sk":
         raise AuthenticationFailed(
-            "This is a user's API token; metering endpoints need a gateway (gw-) key.", code="wrong_key_type"
+            _("This is a user's API token; metering endpoints need a gateway (gw-) key."), code="wrong_key_type"
         )
     gateway = None
     if kind == "gw":
         gateway = GatewayKey.objects.filter(key_hash=key_hash(raw_key), is_active=True).first()
     if gateway is None:
-        raise AuthenticationFailed("Invalid gateway key.", code="invalid_gateway_key")
+        raise AuthenticationFailed(_("Invalid gateway key."), code="invalid_gateway_key")
     return gateway

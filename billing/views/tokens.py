@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from billing.forms import TokenForm
@@ -16,7 +17,7 @@ NEW_KEY_SESSION = "billing.new_api_key"
 
 @login_required
 def tokens_page(request):
-    form = TokenForm(request.POST or None, user=request.user, initial={"name": "My token"})
+    form = TokenForm(request.POST or None, user=request.user, initial={"name": gettext("My token")})
     if request.method == "POST" and form.is_valid():
         try:
             _, raw_key = token_create(user=request.user, **form.service_kwargs())
@@ -38,7 +39,7 @@ def token_edit(request, token_id: int):
     if request.method == "POST" and form.is_valid():
         try:
             token_update(token_id=token.pk, user=request.user, **form.service_kwargs())
-            messages.success(request, f"Token {form.cleaned_data['name']!r} saved.")
+            messages.success(request, gettext("Token %(name)s saved.") % {"name": repr(form.cleaned_data["name"])})
             return redirect("console:tokens")
         except SynstarError as exc:
             form.add_error(None, exc.message)
@@ -64,5 +65,5 @@ def token_remove(request, token_id: int):
         messages.error(request, exc.message)
     if request.htmx:
         return render(request, "console/_empty.html")
-    messages.success(request, "Token deleted. Requests with it are refused from now on.")
+    messages.success(request, gettext("Token deleted. Requests with it are refused from now on."))
     return redirect("console:tokens")

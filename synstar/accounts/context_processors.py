@@ -5,15 +5,14 @@ from synstar.accounts.selectors import account_policy_for
 
 # The console's navigation. Sections are added here as their pages land.
 NAVIGATION = [
-    ("dashboard", "Dashboard", "console:dashboard"),
-    ("wallet", "Wallet", "console:wallet"),
-    ("bills", "Bills", "console:bills"),
-    ("invite", "Invite", "console:invite"),
-    ("tokens", "API tokens", "console:tokens"),
-    ("usage", "Usage records", "console:usage"),
-    ("pricing", "Pricing", "console:pricing"),
-    ("alerts", _("Alerts"), "console:alerts"),
-    ("settings", "Settings", "console:settings"),
+    ("dashboard", _("Dashboard"), "console:dashboard"),
+    ("wallet", _("Wallet"), "console:wallet"),
+    ("bills", _("Bills"), "console:bills"),
+    ("invite", _("Invite"), "console:invite"),
+    ("tokens", _("API tokens"), "console:tokens"),
+    ("usage", _("Usage records"), "console:usage"),
+    ("pricing", _("Pricing"), "console:pricing"),
+    ("settings", _("Settings"), "console:settings"),
 ]
 
 

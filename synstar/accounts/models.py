@@ -3,6 +3,7 @@ from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 
 
@@ -30,15 +31,15 @@ class UserManager(BaseUserManager["User"]):
 
 class User(AbstractUser):
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        UNDER_REVIEW = "under_review", "Under review"
-        SUSPENDED = "suspended", "Suspended"
+        ACTIVE = "active", _("Active")
+        UNDER_REVIEW = "under_review", _("Under review")
+        SUSPENDED = "suspended", _("Suspended")
 
     class ReviewReason(models.TextChoices):
         NONE = "", "—"
-        PAYMENT = "payment", "Payment"
-        RISK = "risk", "Risk"
-        COMPLIANCE = "compliance", "Compliance"
+        PAYMENT = "payment", _("Payment")
+        RISK = "risk", _("Risk")
+        COMPLIANCE = "compliance", _("Compliance")
 
     username = None  # type: ignore[assignment]  # the email is the login
     email = models.EmailField("email address", unique=True)
@@ -46,6 +47,8 @@ class User(AbstractUser):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     review_reason = models.CharField(max_length=16, choices=ReviewReason.choices, blank=True, default="")
     status_note = models.TextField(blank=True, default="", help_text="Why the account has this status.")
+    # The console's language (a code of settings.LANGUAGES); empty: the browser's (Accept-Language).
+    language = models.CharField(max_length=16, blank=True, default="", choices=settings.LANGUAGES)
     # An IANA zone ("Asia/Shanghai") the console shows times in; empty: the browser's own zone.
     time_zone = models.CharField(max_length=64, blank=True, default="", help_text="Empty: the browser's time zone.")
 

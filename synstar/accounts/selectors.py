@@ -9,9 +9,14 @@ import zoneinfo
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.functional import Promise, lazy
+from django.utils.translation import gettext_lazy as _
 
 from synstar.accounts.models import User
 from synstar.errors import PermissionDenied
+from synstar.i18n import lazy_format
+
+_lower = lazy(lambda text: str(text).lower(), str)  # a lazy label, lower-cased when read
 
 HOLD, TOP_UP, REDEEM, TRANSFER = "hold", "top_up", "redeem", "transfer"
 
@@ -23,8 +28,8 @@ class AccountPolicy:
     is_active: bool = True
 
     @property
-    def review_label(self) -> str:
-        return User.ReviewReason(self.review_reason).label.lower() if self.review_reason else "account"
+    def review_label(self) -> str | Promise:
+        return _lower(User.ReviewReason(self.review_reason).label) if self.review_reason else _("account")
 
     def refusal(self, action: str) -> PermissionDenied | None:
         """Why the account may not do `action` now, as the error to raise; None when it may."""
@@ -32,24 +37,24 @@ class AccountPolicy:
         review = self.status == User.Status.UNDER_REVIEW
         if action == HOLD:
             if suspended:
-                return PermissionDenied("The account is suspended; contact support.", code="account_suspended")
+                return PermissionDenied(_("The account is suspended; contact support."), code="account_suspended")
             if review:
-                return PermissionDenied(f"The account is under {self.review_label} review; requests are paused.",
+                return PermissionDenied(lazy_format(_("The account is under %(review_label)s review; requests are paused."), review_label=self.review_label),
                                         code="account_under_review", reason=self.review_reason)
             if not self.is_active:
-                return PermissionDenied("The account is deactivated.", code="account_inactive")
+                return PermissionDenied(_("The account is deactivated."), code="account_inactive")
             return None
         if action == TOP_UP:
             if suspended:
-                return PermissionDenied("The account is suspended; contact support.", code="account_suspended")
+                return PermissionDenied(_("The account is suspended; contact support."), code="account_suspended")
             if review and self.review_reason == User.ReviewReason.PAYMENT:
-                return PermissionDenied("Top-ups are paused while the account is under payment review.",
+                return PermissionDenied(_("Top-ups are paused while the account is under payment review."),
                                         code="account_under_review")
             return None
         if action == REDEEM:
-            return PermissionDenied("Suspended accounts cannot redeem codes.", code="account_suspended") if suspended else None
+            return PermissionDenied(_("Suspended accounts cannot redeem codes."), code="account_suspended") if suspended else None
         if action == TRANSFER:
-            return (PermissionDenied("Suspended accounts cannot transfer proceeds.", code="account_suspended")
+            return (PermissionDenied(_("Suspended accounts cannot transfer proceeds."), code="account_suspended")
                     if suspended else None)
         raise ValueError(f"unknown action {action!r}")
 
@@ -57,12 +62,12 @@ class AccountPolicy:
         return self.refusal(action) is None
 
     @property
-    def banner(self) -> str:
+    def banner(self) -> str | Promise:
         """What the console says at the top of every page, or "" for an active account."""
         if self.status == User.Status.SUSPENDED:
-            return "Your account is suspended. API requests and payments are disabled; contact support."
+            return _("Your account is suspended. API requests and payments are disabled; contact support.")
         if self.status == User.Status.UNDER_REVIEW:
-            return f"Your account is under {self.review_label} review. API requests are paused until the review ends."
+            return lazy_format(_("Your account is under %(review_label)s review. API requests are paused until the review ends."), review_label=self.review_label)
         return ""
 
 

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 WIDTHS = [1280, 390]
-LANGUAGES = ["en"]
+LANGUAGES = ["en", "zh-hans"]  # the language is chosen by the switch's cookie, as a visitor would
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,12 @@ def test_page_fits_the_screen(page, live_server, settings, console_page, width, 
     data = seed()
     if console_page.signed_in:
         sign_in_by_cookie(page, live_server, data["user"])
+    page.context.add_cookies([{"name": settings.LANGUAGE_COOKIE_NAME, "value": lang, "url": live_server.url}])
     page.set_viewport_size({"width": width, "height": 900})
     response = page.goto(console_page.path.format(**data))
     assert response is not None and response.status == console_page.status
     page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.documentElement.lang") == lang, f"{console_page.name} is not in {lang}"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{console_page.name}-{lang}-{width}.png"), full_page=True)
     scroll_width, inner_width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -5,6 +6,7 @@ from rest_framework.views import APIView
 
 from synstar.api import CanReadAccount, IsSession, MoneyField
 from synstar.errors import InvalidRequest
+from synstar.i18n import lazy_format
 from wallet.models import TopUpOrder
 from wallet.services.topups import order_create
 
@@ -57,6 +59,6 @@ class BillListApi(APIView):
         wanted = request.query_params.get("status")
         if wanted:
             if wanted not in TopUpOrder.Status.values:
-                raise InvalidRequest(f"status must be one of {', '.join(TopUpOrder.Status.values)}.", code="invalid_status")
+                raise InvalidRequest(lazy_format(_("status must be one of %(join)s."), join=', '.join(TopUpOrder.Status.values)), code="invalid_status")
             orders = orders.filter(status=wanted)
         return Response(BillSerializer(orders[:200], many=True).data)

@@ -12,29 +12,30 @@ to commit a transaction whose entries do not sum to zero: backstops behind the s
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class SystemAccount(models.TextChoices):
     """Counterparty accounts. Sources (payments, grants...) go negative as they hand out credit."""
 
-    PAYMENTS_STRIPE = "payments:stripe", "Payments received via Stripe"
-    PAYMENTS_AIRWALLEX = "payments:airwallex", "Payments received via Airwallex"
-    PAYMENTS_SANDBOX = "payments:sandbox", "Payments received via the sandbox provider"
-    BONUS = "bonus", "Top-up bonus"
-    PROMOTIONS = "promotions", "Promotions"
-    REDEMPTION = "redemption", "Redemption codes"
-    SIGNUP_GRANTS = "signup_grants", "Signup grants"
-    REFERRAL_REWARDS = "referral_rewards", "Referral rewards"
-    REVENUE = "revenue", "Usage revenue"
-    REFUNDS = "refunds", "Refunds paid out"
-    ADJUSTMENTS = "adjustments", "Manual adjustments"
+    PAYMENTS_STRIPE = "payments:stripe", _("Payments received via Stripe")
+    PAYMENTS_AIRWALLEX = "payments:airwallex", _("Payments received via Airwallex")
+    PAYMENTS_SANDBOX = "payments:sandbox", _("Payments received via the sandbox provider")
+    BONUS = "bonus", _("Top-up bonus")
+    PROMOTIONS = "promotions", _("Promotions")
+    REDEMPTION = "redemption", _("Redemption codes")
+    SIGNUP_GRANTS = "signup_grants", _("Signup grants")
+    REFERRAL_REWARDS = "referral_rewards", _("Referral rewards")
+    REVENUE = "revenue", _("Usage revenue")
+    REFUNDS = "refunds", _("Refunds paid out")
+    ADJUSTMENTS = "adjustments", _("Manual adjustments")
 
 
 class Account(models.Model):
     class Kind(models.TextChoices):
-        MAIN = "main", "Main (spendable credit)"
-        REFERRAL = "referral", "Referral proceeds"
-        SYSTEM = "system", "System"
+        MAIN = "main", _("Main (spendable credit)")
+        REFERRAL = "referral", _("Referral proceeds")
+        SYSTEM = "system", _("System")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     user = models.ForeignKey(
@@ -82,21 +83,21 @@ class Transaction(models.Model):
     replayed: bool = False
 
     class Kind(models.TextChoices):
-        SIGNUP_GRANT = "signup_grant", "Signup grant"
-        GRANT = "grant", "Grant"
-        CREDIT = "credit", "Credit"
-        DEBIT = "debit", "Debit"
-        ADJUSTMENT = "adjustment", "Manual adjustment"
-        SETTLEMENT = "settlement", "Usage settlement"
-        TOPUP = "topup", "Top-up"
-        BONUS = "bonus", "Top-up bonus"
-        REFUND = "refund", "Refund"
-        REFUND_REVERSAL = "refund_reversal", "Refund reversed (credits restored)"
-        BONUS_CLAWBACK = "bonus_clawback", "Bonus claw-back"
-        REDEMPTION = "redemption", "Code redemption"
-        REFERRAL_REWARD = "referral_reward", "Referral reward"
-        REFERRAL_REVERSAL = "referral_reversal", "Referral reward reversal"
-        REFERRAL_TRANSFER = "referral_transfer", "Referral transfer"
+        SIGNUP_GRANT = "signup_grant", _("Signup grant")
+        GRANT = "grant", _("Grant")
+        CREDIT = "credit", _("Credit")
+        DEBIT = "debit", _("Debit")
+        ADJUSTMENT = "adjustment", _("Manual adjustment")
+        SETTLEMENT = "settlement", _("Usage settlement")
+        TOPUP = "topup", _("Top-up")
+        BONUS = "bonus", _("Top-up bonus")
+        REFUND = "refund", _("Refund")
+        REFUND_REVERSAL = "refund_reversal", _("Refund reversed (credits restored)")
+        BONUS_CLAWBACK = "bonus_clawback", _("Bonus claw-back")
+        REDEMPTION = "redemption", _("Code redemption")
+        REFERRAL_REWARD = "referral_reward", _("Referral reward")
+        REFERRAL_REVERSAL = "referral_reversal", _("Referral reward reversal")
+        REFERRAL_TRANSFER = "referral_transfer", _("Referral transfer")
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     idempotency_key = models.CharField(max_length=200, unique=True)
@@ -192,10 +193,10 @@ class Hold(models.Model):
     not in the account's `held`."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        SETTLED = "settled", "Settled"
-        RELEASED = "released", "Released"
-        EXPIRED = "expired", "Expired (released by the sweeper)"
+        OPEN = "open", _("Open")
+        SETTLED = "settled", _("Settled")
+        RELEASED = "released", _("Released")
+        EXPIRED = "expired", _("Expired (released by the sweeper)")
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
     lease = models.ForeignKey(Lease, on_delete=models.PROTECT, null=True, blank=True, related_name="holds")

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from synstar.money import format_usd
 from wallet.models.ledger import Transaction
@@ -13,8 +14,8 @@ class BonusRule(models.Model):
     (the highest threshold below the amount wins). An exact match wins over an `above` rule."""
 
     class Match(models.TextChoices):
-        EXACT = "exact", "Exactly this amount"
-        ABOVE = "above", "More than this amount"
+        EXACT = "exact", _("Exactly this amount")
+        ABOVE = "above", _("More than this amount")
 
     match = models.CharField(max_length=8, choices=Match.choices)
     amount = models.BigIntegerField(help_text="nanos of the top-up")
@@ -36,8 +37,8 @@ class BonusRule(models.Model):
 
 class PaymentMethod(models.Model):
     class Provider(models.TextChoices):
-        STRIPE = "stripe", "Stripe"
-        AIRWALLEX = "airwallex", "Airwallex"
+        STRIPE = "stripe", _("Stripe")
+        AIRWALLEX = "airwallex", _("Airwallex")
 
     code = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=80)
@@ -61,13 +62,13 @@ class TopUpOrder(models.Model):
     """A bill: one top-up order and its payment status."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PAID = "paid", "Paid"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
-        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
-        REFUNDED = "refunded", "Refunded"
+        PENDING = "pending", _("Pending")
+        PAID = "paid", _("Paid")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+        PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
+        REFUNDED = "refunded", _("Refunded")
 
     class Source(models.TextChoices):
         CHECKOUT = "checkout", "Checkout"
@@ -145,15 +146,15 @@ class Refund(models.Model):
     the provider is called, with the idempotency key sent to the provider in `provider_key`."""
 
     class Source(models.TextChoices):
-        ADMIN = "admin", "Admin"
-        PROVIDER = "provider", "Provider refund"
-        DISPUTE = "dispute", "Dispute"
+        ADMIN = "admin", _("Admin")
+        PROVIDER = "provider", _("Provider refund")
+        DISPUTE = "dispute", _("Dispute")
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending (sent to the provider)"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed (credits restored)"
-        REVERSED = "reversed", "Dispute won (credits restored)"
+        PENDING = "pending", _("Pending (sent to the provider)")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed (credits restored)")
+        REVERSED = "reversed", _("Dispute won (credits restored)")
 
     order = models.ForeignKey(TopUpOrder, on_delete=models.PROTECT, related_name="refunds")
     source = models.CharField(max_length=16, choices=Source.choices)

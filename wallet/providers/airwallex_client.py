@@ -27,7 +27,10 @@ import httpx
 from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
+from synstar.i18n import lazy_format
 from wallet.providers.base import (
     CANCELLED,
     DISPUTE_LOST,
@@ -143,15 +146,15 @@ def _request(method: str, path: str, body: dict | None = None) -> dict:
         raise ProviderError(detail=f"Airwallex {method} {path}: unreadable answer {response.text[:500]!r}") from exc
 
 
-def _failed(exc: ProviderError, message: str, *, order) -> ProviderError:
+def _failed(exc: ProviderError, message: str | Promise, *, order) -> ProviderError:
     logger.warning("Airwallex call for order %s failed: %s", order.order_no, exc.detail)
-    return ProviderError(message.format(provider="Airwallex"), detail=exc.detail, retryable=exc.retryable)
+    return ProviderError(lazy_format(message, provider="Airwallex"), detail=exc.detail, retryable=exc.retryable)
 
 
 def _cents(amount) -> int:
     value = Decimal(str(amount)) * 100
     if value != value.to_integral_value():
-        raise ProviderError(f"Airwallex amount {amount} is not whole cents.")
+        raise ProviderError(lazy_format(_("Airwallex amount %(amount)s is not whole cents."), amount=amount))
     return int(value)
 
 
@@ -251,16 +254,16 @@ def webhook_verify(body: bytes, headers) -> dict:
     timestamp, signature = headers.get("x-timestamp"), headers.get("x-signature")
     secret = settings.AIRWALLEX_WEBHOOK_SECRET
     if not timestamp or not signature or not secret:
-        raise SignatureInvalid("Missing x-timestamp or x-signature header.")
+        raise SignatureInvalid(_("Missing x-timestamp or x-signature header."))
     expected = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
-        raise SignatureInvalid("Airwallex signature does not match.")
+        raise SignatureInvalid(_("Airwallex signature does not match."))
     try:
         sent = int(timestamp) / 1000
     except ValueError:
-        raise SignatureInvalid("x-timestamp is not a number.") from None
+        raise SignatureInvalid(_("x-timestamp is not a number.")) from None
     if abs(time.time() - sent) > TOLERANCE_SECONDS:
-        raise SignatureInvalid("Airwallex webhook timestamp is too old (or in the future).")
+        raise SignatureInvalid(_("Airwallex webhook timestamp is too old (or in the future)."))
     return json.loads(body, parse_float=Decimal)
 
 

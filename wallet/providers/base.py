@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from synstar.errors import InvalidRequest, SynstarError
@@ -9,7 +10,7 @@ from synstar.errors import InvalidRequest, SynstarError
 
 class SignatureInvalid(InvalidRequest):
     code = "invalid_signature"
-    default_message = "The webhook signature is missing or invalid."
+    default_message = _("The webhook signature is missing or invalid.")
 
 
 class ProviderError(SynstarError):
@@ -24,23 +25,24 @@ class ProviderError(SynstarError):
     status = 502
     type = "api_error"
     code = "payment_provider_error"
-    default_message = "The payment provider could not be reached; please try again in a few minutes."
+    default_message = _("The payment provider could not be reached; please try again in a few minutes.")
 
-    def __init__(self, message: str | None = None, *, detail: str = "", code: str | None = None, retryable: bool = True) -> None:
+    def __init__(self, message: str | Promise | None = None, *, detail: str = "", code: str | None = None, retryable: bool = True) -> None:
         super().__init__(message, code=code)
-        self.detail = detail or self.message
+        self.detail = detail or str(self.message)
         self.retryable = retryable
 
 
 # What a user reads when a provider call fails: our words, never the provider's text.
-MSG_CHECKOUT_FAILED = (
-    "We could not start the payment with {provider}. Nothing was charged; please try again in a few minutes "
+# Translated when read (lazy_format(MSG_..., provider="Stripe")).
+MSG_CHECKOUT_FAILED = _(
+    "We could not start the payment with %(provider)s. Nothing was charged; please try again in a few minutes "
     "or choose another payment method."
 )
-MSG_LOOKUP_FAILED = "We could not check the payment status with {provider}; it will be checked again automatically."
-MSG_CARD_SETUP_FAILED = _("We could not start saving a card with {provider}; please try again in a few minutes.")
-MSG_CHARGE_FAILED = _("We could not reach {provider} to charge the saved card; it will be tried again automatically.")
-MSG_REFUND_FAILED = "{provider} did not accept the refund; nothing was refunded. The provider's answer is in the server log."
+MSG_LOOKUP_FAILED = _("We could not check the payment status with %(provider)s; it will be checked again automatically.")
+MSG_CARD_SETUP_FAILED = _("We could not start saving a card with %(provider)s; please try again in a few minutes.")
+MSG_CHARGE_FAILED = _("We could not reach %(provider)s to charge the saved card; it will be tried again automatically.")
+MSG_REFUND_FAILED = _("%(provider)s did not accept the refund; nothing was refunded. The provider's answer is in the server log.")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ import time
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
+from synstar.i18n import lazy_format
 from wallet.providers.base import (
     CANCELLED,
     FAILED,
@@ -71,12 +73,12 @@ def webhook_verify(body: bytes, headers) -> dict:
     header = headers.get(HEADER) or ""
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     if "t" not in parts or "v1" not in parts:
-        raise SignatureInvalid(f"Missing {HEADER} header.")
+        raise SignatureInvalid(lazy_format(_("Missing %(HEADER)s header."), HEADER=HEADER))
     expected = sign(body, timestamp=int(parts["t"])).split("v1=")[1]
     if not hmac.compare_digest(expected, parts["v1"]):
-        raise SignatureInvalid("Sandbox signature does not match.")
+        raise SignatureInvalid(_("Sandbox signature does not match."))
     if abs(time.time() - int(parts["t"])) > TOLERANCE_SECONDS:
-        raise SignatureInvalid("Sandbox webhook timestamp is too old.")
+        raise SignatureInvalid(_("Sandbox webhook timestamp is too old."))
     return json.loads(body)
 
 

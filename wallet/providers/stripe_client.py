@@ -9,8 +9,11 @@ import time
 
 import stripe
 from django.conf import settings
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 from stripe._base_address import BaseAddresses  # the client's own type for base_addresses
 
+from synstar.i18n import lazy_format
 from wallet.providers.base import (
     CANCELLED,
     CARD_SAVED,
@@ -47,13 +50,13 @@ _OUTCOME_UNKNOWN = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimit
 logger = logging.getLogger(__name__)
 
 
-def _failed(exc: stripe.StripeError, message: str, *, order, action: str) -> ProviderError:
+def _failed(exc: stripe.StripeError, message: str | Promise, *, order, action: str) -> ProviderError:
     """Stripe's own text (e.g. "Invalid response body from API: ...") goes to the log and the order, never to a user."""
     detail = f"Stripe {action}: {type(exc).__name__}: {exc}"
     if getattr(exc, "request_id", None):
         detail += f" (request {exc.request_id})"
     logger.warning("Stripe call for order %s failed: %s", order.order_no, detail)
-    return ProviderError(message.format(provider="Stripe"), detail=detail, retryable=isinstance(exc, _OUTCOME_UNKNOWN))
+    return ProviderError(lazy_format(message, provider="Stripe"), detail=detail, retryable=isinstance(exc, _OUTCOME_UNKNOWN))
 
 
 def _client() -> stripe.StripeClient:
@@ -131,7 +134,7 @@ AUTO_TOPUP_SOURCE = "auto_topup"  # metadata["source"] on our off-session Paymen
 def _setup_failed(exc: stripe.StripeError, action: str, *, user_id: int) -> ProviderError:
     detail = f"Stripe {action}: {type(exc).__name__}: {exc}"
     logger.warning("Stripe call for user %s failed: %s", user_id, detail)
-    return ProviderError(str(MSG_CARD_SETUP_FAILED).format(provider="Stripe"), detail=detail,
+    return ProviderError(lazy_format(MSG_CARD_SETUP_FAILED, provider="Stripe"), detail=detail,
                          retryable=isinstance(exc, _OUTCOME_UNKNOWN))
 
 
@@ -176,7 +179,7 @@ def card_from_setup(*, setup_intent_id: str, user_id: int) -> SavedCard:
     except stripe.StripeError as exc:
         raise _setup_failed(exc, "setup intent lookup", user_id=user_id) from exc
     if intent.status != "succeeded" or not intent.payment_method:
-        raise ProviderError(str(MSG_CARD_SETUP_FAILED).format(provider="Stripe"), retryable=False,
+        raise ProviderError(lazy_format(MSG_CARD_SETUP_FAILED, provider="Stripe"), retryable=False,
                             detail=f"SetupIntent {setup_intent_id} is {intent.status}, not succeeded")
     method = intent.payment_method
     card = getattr(method, "card", None) if not isinstance(method, str) else None
@@ -232,7 +235,7 @@ def offsession_charge(order, *, customer_id: str, payment_method_id: str, amount
         logger.info("Stripe declined auto top-up %s: %s (%s)", order.order_no, exc.code, getattr(exc, "request_id", ""))
         return _charge_answer(intent_body, failure_code=str(error.get("code") or exc.code or "card_declined"))
     except stripe.StripeError as exc:
-        raise _failed(exc, str(MSG_CHARGE_FAILED), order=order, action="off-session charge") from exc
+        raise _failed(exc, MSG_CHARGE_FAILED, order=order, action="off-session charge") from exc
     return _charge_answer(intent.to_dict())
 
 
@@ -263,22 +266,22 @@ def refund_create(order, *, amount_cents: int, idempotency_key: str) -> str:
 def webhook_verify(body: bytes, headers) -> dict:
     signature = headers.get("Stripe-Signature")
     if not signature or not settings.STRIPE_WEBHOOK_SECRET:
-        raise SignatureInvalid("Missing Stripe-Signature header.")
+        raise SignatureInvalid(_("Missing Stripe-Signature header."))
     try:
         stripe.Webhook.construct_event(body, signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=TOLERANCE_SECONDS)
     except (stripe.SignatureVerificationError, ValueError) as exc:
-        raise SignatureInvalid(f"Stripe signature check failed: {exc}") from None
+        raise SignatureInvalid(lazy_format(_("Stripe signature check failed: %(exc)s"), exc=exc)) from None
     # The library refuses stale timestamps only; a timestamp far in the future is as suspect (a replay
     # prepared in advance), so the tolerance applies both ways.
     stamps = [p[2:] for p in signature.split(",") if p.startswith("t=")]
     if not stamps or not stamps[0].isdigit() or int(stamps[0]) > time.time() + TOLERANCE_SECONDS:
-        raise SignatureInvalid("Stripe signature timestamp is outside the tolerance.")
+        raise SignatureInvalid(_("Stripe signature timestamp is outside the tolerance."))
     try:
         payload = json.loads(body)
     except ValueError:
-        raise SignatureInvalid("The webhook body is not JSON.") from None
+        raise SignatureInvalid(_("The webhook body is not JSON.")) from None
     if not isinstance(payload, dict):
-        raise SignatureInvalid("The webhook body is not a Stripe event.")
+        raise SignatureInvalid(_("The webhook body is not a Stripe event."))
     return payload
 
 

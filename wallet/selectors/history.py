@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Max, Min, Q, Sum
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from wallet.models import Account, Entry, Transaction
@@ -150,7 +151,8 @@ def posting_detail(txn: Transaction) -> str:
     if txn.user_reason:
         return txn.user_reason
     if txn.kind in _DESCRIPTION_SHOWN:
-        return txn.description
+        # Fixed descriptions are stored in English and marked with gettext_noop: read in the reader's language.
+        return gettext(txn.description) if txn.description else ""
     return ""
 
 

@@ -35,10 +35,12 @@ from django.db import transaction
 from django.db.models import BigIntegerField, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
-from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils import timezone, translation
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from synstar.errors import InvalidRequest
+from synstar.i18n import user_language
 from synstar.money import format_usd, parse_usd
 from wallet.models import Account, AlertSettings, WebhookDelivery
 
@@ -96,13 +98,15 @@ def alert_settings_update(*, user, threshold: int | None, webhook_url: str, new_
 # --- emails -----------------------------------------------------------------------------------------
 
 
-def alert_email(*, user, subject: str, template: str, context: dict) -> None:
+def alert_email(*, user, subject: str | Promise, template: str, context: dict) -> None:
     """Send an alert email after the transaction commits (a failed send is logged, never raised)."""
 
     def send():
         try:
-            body = render_to_string(template, {"user": user, "site_url": settings.SITE_URL, **context})
-            send_mail(f"[SynStar] {subject}", body, None, [user.email])
+            with translation.override(user_language(user)):  # in the account's language (subject may be lazy)
+                body = render_to_string(template, {"user": user, "site_url": settings.SITE_URL, **context})
+                subject_text = str(subject)
+            send_mail(f"[SynStar] {subject_text}", body, None, [user.email])
         except Exception:  # noqa: BLE001 - an alert email must not break the money path
             logger.exception("alert email %s to user %s failed", template, user.pk)
 

@@ -32,12 +32,13 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from synstar.accounts.selectors import TOP_UP, account_action_check, account_policy_for
 from synstar.db import atomic_with_retry
 from synstar.errors import InvalidRequest, NotFound
+from synstar.i18n import user_language
 from synstar.money import InvalidAmount, format_usd, to_cents
 from wallet import providers
 from wallet.models import Account, AutoTopUp, TopUpOrder
@@ -322,6 +323,11 @@ def autotopup_order_closed(*, order: TopUpOrder) -> None:
 
 def _failure_email(*, order_id: int) -> None:
     order = TopUpOrder.objects.select_related("user").get(pk=order_id)
+    with translation.override(user_language(order.user)):  # in the account's language
+        _failure_email_send(order=order)
+
+
+def _failure_email_send(*, order) -> None:
     setting = AutoTopUp.objects.get(user_id=order.user_id)
     card = f"{setting.card_brand.title()} •••• {setting.card_last4}" if setting.card_last4 else _("your saved card")
     url = settings.SITE_URL.rstrip("/") + reverse("console:wallet") + "#autotopup"

@@ -22,11 +22,12 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from synstar.db import atomic_with_retry
 from synstar.errors import Conflict, InvalidRequest, NotFound
+from synstar.i18n import user_language
 from wallet.models import CreditNote, DocumentCounter, InvoiceLine, InvoiceRequest, TopUpOrder
 from wallet.selectors.documents import credit_note_pdf, document_number, invoice_pdf, receipt_pdf
 from wallet.services.topups import REFUNDABLE
@@ -191,10 +192,11 @@ def credit_note_for_refund(*, order: TopUpOrder) -> CreditNote | None:
 # Sent after the transaction commits; a mail server that fails is logged and never undoes the money.
 
 
-def _send(*, template: str, context: dict, to: str, attachment: tuple[str, bytes] | None = None) -> None:
+def _send(*, template: str, context: dict, to: str, user, attachment: tuple[str, bytes] | None = None) -> None:
     try:
-        subject = " ".join(render_to_string(f"email/{template}_subject.txt", context).split())
-        body = render_to_string(f"email/{template}.txt", context)
+        with translation.override(user_language(user)):  # in the account's language
+            subject = " ".join(render_to_string(f"email/{template}_subject.txt", context).split())
+            body = render_to_string(f"email/{template}.txt", context)
         message = EmailMessage(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[to])
         if attachment:
             message.attach(attachment[0], attachment[1], "application/pdf")
@@ -209,9 +211,9 @@ def _invoice_email(*, request_id: int) -> None:
     if request.status == InvoiceRequest.Status.ISSUED:
         attachment = (f"invoice-{document_number(request)}.pdf", invoice_pdf(request)) \
             if request.delivery == InvoiceRequest.Delivery.EMAIL else None
-        _send(template="invoice_issued", context=context, to=request.email or request.user.email, attachment=attachment)
+        _send(template="invoice_issued", context=context, to=request.email or request.user.email, user=request.user, attachment=attachment)
     else:
-        _send(template="invoice_rejected", context=context, to=request.user.email)
+        _send(template="invoice_rejected", context=context, to=request.user.email, user=request.user)
 
 
 def _credit_note_email(*, note_id: int) -> None:
@@ -219,7 +221,7 @@ def _credit_note_email(*, note_id: int) -> None:
     number = document_number(note)
     _send(template="credit_note", context={"note": note, "number": number, "invoice_number": document_number(note.invoice),
                                            "site_url": settings.SITE_URL},
-          to=note.invoice.email or note.invoice.user.email, attachment=(f"credit-note-{number}.pdf", credit_note_pdf(note)))
+          to=note.invoice.email or note.invoice.user.email, user=note.invoice.user, attachment=(f"credit-note-{number}.pdf", credit_note_pdf(note)))
 
 
 def receipt_on_completion(*, order: TopUpOrder) -> None:
@@ -230,5 +232,5 @@ def receipt_on_completion(*, order: TopUpOrder) -> None:
 
 def receipt_email(*, order_id: int) -> None:
     order = TopUpOrder.objects.select_related("user", "method").get(pk=order_id)
-    _send(template="receipt", context={"order": order, "site_url": settings.SITE_URL}, to=order.user.email,
+    _send(template="receipt", context={"order": order, "site_url": settings.SITE_URL}, to=order.user.email, user=order.user,
           attachment=(f"receipt-{order.order_no}.pdf", receipt_pdf(order)))

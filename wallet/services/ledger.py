@@ -21,9 +21,12 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from synstar.db import atomic_with_retry
 from synstar.errors import AccountInDebt, Conflict, InsufficientBalance, InvalidRequest, NotFound
+from synstar.i18n import lazy_format
 from synstar.money import format_usd, parse_usd
 from wallet.models import Account, Entry, Hold, Lease, SystemAccount, Transaction
 
@@ -32,12 +35,12 @@ logger = logging.getLogger(__name__)
 
 class IdempotencyConflict(Conflict):
     code = "idempotency_key_reused"
-    default_message = "This idempotency key was already used for a different operation."
+    default_message = _("This idempotency key was already used for a different operation.")
 
 
 class HoldClosed(Conflict):
     code = "hold_closed"
-    default_message = "This hold is already closed."
+    default_message = _("This hold is already closed.")
 
 
 # --- accounts -------------------------------------------------------------------------------------
@@ -111,7 +114,7 @@ def posting_create(
     """
     assert transaction.get_connection().in_atomic_block, "posting_create must run inside a transaction"
     if not idempotency_key or len(idempotency_key) > 200:
-        raise InvalidRequest("An idempotency key of 1-200 characters is required.", code="invalid_idempotency_key")
+        raise InvalidRequest(_("An idempotency key of 1-200 characters is required."), code="invalid_idempotency_key")
     merged: dict[int, int] = defaultdict(int)
     for line in lines:
         merged[line.account_id] += line.amount
@@ -159,11 +162,11 @@ def hold_refusal_error(*, account_id: int, amount: int) -> InsufficientBalance |
     available = format_usd(account.available, places=None)
     if account.balance < 0:
         return AccountInDebt(
-            f"The account owes ${format_usd(-account.balance, places=None)}; top up to repay it first.",
+            lazy_format(_("The account owes $%(amount)s; top up to repay it first."), amount=format_usd(-account.balance, places=None)),
             available=available,
         )
     return InsufficientBalance(
-        f"Available balance ${available} is less than ${format_usd(amount, places=None)}.",
+        lazy_format(_("Available balance $%(available)s is less than $%(amount)s."), available=available, amount=format_usd(amount, places=None)),
         available=available,
     )
 
@@ -207,7 +210,7 @@ def grant_issue(
         source=source,
         kind=Transaction.Kind.GRANT,
         idempotency_key=idempotency_key,
-        description=description or "Promotional credit",
+        description=description or gettext_noop("Promotional credit"),  # stored in English, translated when read
     )
 
 
@@ -223,7 +226,7 @@ def signup_grant_issue(*, user) -> Transaction | None:
         source=SystemAccount.SIGNUP_GRANTS,
         kind=Transaction.Kind.SIGNUP_GRANT,
         idempotency_key=f"signup-grant:{user.pk}",
-        description="Welcome credit",
+        description=gettext_noop("Welcome credit"),  # stored in English, translated when read
     )
 
 
@@ -241,12 +244,12 @@ def adjustment_create(
     A negative adjustment may not take the available balance below zero.
     """
     if amount == 0:
-        raise InvalidRequest("The adjustment amount must not be zero.", code="invalid_amount")
+        raise InvalidRequest(_("The adjustment amount must not be zero."), code="invalid_amount")
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidRequest("A manual adjustment needs a reason.", code="reason_required")
+        raise InvalidRequest(_("A manual adjustment needs a reason."), code="reason_required")
     if actor is None or not getattr(actor, "is_staff", False):
-        raise InvalidRequest("A manual adjustment needs the staff member who made it.", code="actor_required")
+        raise InvalidRequest(_("A manual adjustment needs the staff member who made it."), code="actor_required")
     account = main_account(user=user)
     return posting_create(
         kind=Transaction.Kind.ADJUSTMENT,
@@ -261,7 +264,7 @@ def adjustment_create(
 
 def _require_positive(amount: int) -> None:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-        raise InvalidRequest("The amount must be a positive number of nanos.", code="invalid_amount")
+        raise InvalidRequest(_("The amount must be a positive number of nanos."), code="invalid_amount")
 
 
 # --- holds ----------------------------------------------------------------------------------------
@@ -272,11 +275,11 @@ def hold_release(*, hold_id: int, expired: bool = False) -> Hold:
     target = Hold.Status.EXPIRED if expired else Hold.Status.RELEASED
     hold = Hold.objects.select_for_update().filter(pk=hold_id).first()
     if hold is None:
-        raise NotFound("No such hold.", code="hold_not_found")
+        raise NotFound(_("No such hold."), code="hold_not_found")
     if hold.status != Hold.Status.OPEN:
         if hold.status == target or (hold.status == Hold.Status.EXPIRED and not expired):
             return hold
-        raise HoldClosed(f"This hold is already {hold.status}.")
+        raise HoldClosed(lazy_format(_("This hold is already %(status)s."), status=hold.status))
     # Lock order: hold, lease, account. On an open lease the hold is in the lease's used, else in held.
     if hold.lease_id is None or not Lease.objects.select_for_update().filter(pk=hold.lease_id, status=Lease.Status.OPEN).update(
         used=F("used") - hold.amount

@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from synstar.accounts.selectors import REDEEM, account_policy_for
 from synstar.db import atomic_with_retry
@@ -27,6 +28,7 @@ from synstar.errors import (
     PermissionDenied,
     RateLimited,
 )
+from synstar.i18n import lazy_format
 from synstar.money import format_usd
 from wallet.models import (
     CodeBatch,
@@ -45,22 +47,22 @@ CODE_LENGTH = 16
 
 class CodeNotFound(NotFound):
     code = "code_not_found"
-    default_message = "This code does not exist. Check it and try again."
+    default_message = _("This code does not exist. Check it and try again.")
 
 
 class CodeExpired(Conflict):
     code = "code_expired"
-    default_message = "This code has expired."
+    default_message = _("This code has expired.")
 
 
 class CodeUsedUp(Conflict):
     code = "code_used_up"
-    default_message = "This code has been fully redeemed."
+    default_message = _("This code has been fully redeemed.")
 
 
 class CodeAlreadyRedeemed(Conflict):
     code = "code_already_redeemed"
-    default_message = "You have already redeemed this code."
+    default_message = _("You have already redeemed this code.")
 
 
 class CodeNotEligible(PermissionDenied):
@@ -69,12 +71,12 @@ class CodeNotEligible(PermissionDenied):
 
 class CodeCountryNotAllowed(PermissionDenied):
     code = "code_country_not_allowed"
-    default_message = "This code is not available in your country."
+    default_message = _("This code is not available in your country.")
 
 
 class CodeDisabled(PermissionDenied):
     code = "code_disabled"
-    default_message = "This code has been disabled."
+    default_message = _("This code has been disabled.")
 
 
 def code_normalize(raw: str) -> str:
@@ -96,16 +98,16 @@ def batch_generate(*, campaign: str, value: int, count: int, created_by, expires
                    allowed_users=(), allowed_countries=(), is_promotional: bool = True) -> tuple[CodeBatch, str]:
     """Create a batch and its codes; returns the batch and its CSV, the only place the codes appear."""
     if not 1 <= count <= 100_000:
-        raise InvalidRequest("A batch has 1 to 100,000 codes.", code="invalid_count")
+        raise InvalidRequest(_("A batch has 1 to 100,000 codes."), code="invalid_count")
     if value <= 0:
-        raise InvalidRequest("The code value must be positive.", code="invalid_amount")
+        raise InvalidRequest(_("The code value must be positive."), code="invalid_amount")
     batch = CodeBatch.objects.create(
         campaign=campaign.strip()[:100] or "untitled", value=value, count=count, expires_at=expires_at, max_uses=max_uses,
         per_account_limit=per_account_limit, new_accounts_only=new_accounts_only, no_topup_only=no_topup_only,
         allowed_countries=sorted({c.upper() for c in allowed_countries}), is_promotional=is_promotional, created_by=created_by,
     )
     batch.allowed_users.set(allowed_users)
-    codes = ["".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH)) for _ in range(count)]
+    codes = ["".join(secrets.choice(ALPHABET) for _i in range(CODE_LENGTH)) for _n in range(count)]
     RedemptionCode.objects.bulk_create(
         [RedemptionCode(batch=batch, code_hash=code_hash(c), hint=c[-4:]) for c in codes], batch_size=2000
     )
@@ -135,13 +137,13 @@ def _limits(user, ip: str | None) -> list[Limit]:
 
 def _counter_incr(key: str, window: int) -> int:
     """Atomically count one more in `key` (Redis: SET NX then INCR), starting a window if there is none."""
-    for _ in range(3):
+    for _attempt in range(3):
         cache.add(key, 0, window)
         try:
             return cache.incr(key)
         except ValueError:  # the window expired between add and incr: start a new one
             continue
-    raise RateLimited("Too many attempts; try again in a few minutes.", code="too_many_attempts")
+    raise RateLimited(_("Too many attempts; try again in a few minutes."), code="too_many_attempts")
 
 
 def _attempt_take(user, ip) -> list[Limit]:
@@ -155,7 +157,7 @@ def _attempt_take(user, ip) -> list[Limit]:
         taken.append(limit)
         if count > limit.allowed:
             _attempt_give_back(taken)
-            raise RateLimited("Too many failed attempts; try again in a few minutes.", code="too_many_attempts")
+            raise RateLimited(_("Too many failed attempts; try again in a few minutes."), code="too_many_attempts")
     return taken
 
 
@@ -227,13 +229,13 @@ def _redeem(*, user, raw_code: str, ip: str | None) -> Redemption:
 
 def _check_eligible(*, batch: CodeBatch, user) -> None:
     if not account_policy_for(user=user).allows(REDEEM):
-        raise CodeNotEligible("Suspended accounts cannot redeem codes.")
+        raise CodeNotEligible(_("Suspended accounts cannot redeem codes."))
     country = user.country.code if user.country else ""
     if batch.allowed_countries and country not in batch.allowed_countries:
         raise CodeCountryNotAllowed()
     if batch.allowed_users.exists() and not batch.allowed_users.filter(pk=user.pk).exists():
-        raise CodeNotEligible("This code is reserved for specific accounts.")
+        raise CodeNotEligible(_("This code is reserved for specific accounts."))
     if batch.new_accounts_only and user.date_joined < timezone.now() - timedelta(days=settings.NEW_ACCOUNT_DAYS):
-        raise CodeNotEligible(f"This code is for accounts created in the last {settings.NEW_ACCOUNT_DAYS} days.")
+        raise CodeNotEligible(lazy_format(_("This code is for accounts created in the last %(NEW_ACCOUNT_DAYS)s days."), NEW_ACCOUNT_DAYS=settings.NEW_ACCOUNT_DAYS))
     if batch.no_topup_only and TopUpOrder.objects.filter(user=user, completed_at__isnull=False).exists():
-        raise CodeNotEligible("This code is for accounts that have not topped up yet.")
+        raise CodeNotEligible(_("This code is for accounts that have not topped up yet."))

@@ -15,11 +15,12 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from synstar.db import atomic_with_retry
 from synstar.errors import Conflict, InvalidRequest, NotFound
+from synstar.i18n import user_language
 from wallet.models import Refund, RefundRequest, TopUpOrder
 from wallet.providers import ProviderError
 from wallet.services.ledger import main_account
@@ -155,8 +156,10 @@ def _email(*, request_id: int, template: str) -> None:
     try:
         request = RefundRequest.objects.select_related("user", "order", "refund").get(pk=request_id)
         context = {"request": request, "site_url": settings.SITE_URL, "target_days": settings.REFUND_TARGET_BUSINESS_DAYS}
-        subject = " ".join(render_to_string(f"email/{template}_subject.txt", context).split())
-        send_mail(subject, render_to_string(f"email/{template}.txt", context), settings.DEFAULT_FROM_EMAIL, [request.user.email])
+        with translation.override(user_language(request.user)):  # in the account's language
+            subject = " ".join(render_to_string(f"email/{template}_subject.txt", context).split())
+            body = render_to_string(f"email/{template}.txt", context)
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [request.user.email])
     except Exception:
         logger.exception("refund request %s: email %s failed", request_id, template)
 

@@ -10,10 +10,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from synstar.accounts.services import user_status_set
 from synstar.db import atomic_with_retry
 from synstar.errors import Conflict
+from synstar.i18n import lazy_format
 from synstar.money import (
     InvalidAmount,
     format_usd,
@@ -58,7 +60,7 @@ REFUND_RESUME_MAX_AGE = timedelta(hours=23)
 
 class NothingRefundable(Conflict):
     code = "nothing_refundable"
-    default_message = "Nothing left to refund: the order's credits were used or already refunded."
+    default_message = _("Nothing left to refund: the order's credits were used or already refunded.")
 
 
 def _order_lock(order_id: int) -> TopUpOrder:
@@ -219,7 +221,7 @@ def refund_admin_start(*, order_id: int, key: str, cash: int | None = None, acto
     """Record an admin refund's intent: credits removed, status pending, a fresh provider idempotency key.
     (refund, created); the same `key` again returns the first refund and changes nothing."""
     if cash is not None and cash <= 0:
-        raise InvalidAmount("The refund amount must be positive.")
+        raise InvalidAmount(_("The refund amount must be positive."))
     return _refund_admin_start(order_id=order_id, key=key, cash=cash, actor=actor, reason=reason)
 
 
@@ -230,7 +232,7 @@ def _refund_admin_start(*, order_id: int, key: str, cash: int | None, actor, rea
     if existing is not None:
         return existing, False
     if order.status not in REFUNDABLE:
-        raise Conflict(f"Order {order.order_no} is {order.get_status_display().lower()}; only completed orders are refunded.",
+        raise Conflict(lazy_format(_("Order %(order_no)s is %(status)s; only completed orders are refunded."), order_no=order.order_no, status=order.get_status_display().lower()),
                        code="order_not_refundable")
     account = _account_lock(order)
     refund = _refund_record(order=order, account=account, source=Refund.Source.ADMIN, key=key, cash=cash,
@@ -315,10 +317,10 @@ def _order_refund_provider(*, order_id: int, source: str, key: str, cash: int | 
     if existing is not None:
         return existing
     if order.status not in REFUNDABLE:
-        raise Conflict(f"Order {order.order_no} is {order.get_status_display().lower()}; only completed orders are refunded.",
+        raise Conflict(lazy_format(_("Order %(order_no)s is %(status)s; only completed orders are refunded."), order_no=order.order_no, status=order.get_status_display().lower()),
                        code="order_not_refundable")
     if not cash or cash <= 0:
-        raise InvalidAmount("A provider refund needs a positive amount.")
+        raise InvalidAmount(_("A provider refund needs a positive amount."))
     account = _account_lock(order)
     return _refund_record(order=order, account=account, source=source, key=key, cash=cash, status=Refund.Status.SUCCEEDED,
                           provider_refund_id=provider_refund_id, reason=reason, watermark=watermark)

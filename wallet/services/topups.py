@@ -15,10 +15,12 @@ from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from synstar.accounts.selectors import TOP_UP, account_action_check
 from synstar.db import atomic_with_retry
 from synstar.errors import Conflict, InvalidRequest
+from synstar.i18n import lazy_format
 from synstar.money import (
     InvalidAmount,
     format_usd,
@@ -104,16 +106,16 @@ def topup_presets() -> list[int]:
 def topup_validate(amount: int) -> None:
     minimum, maximum = topup_limits()
     if amount < minimum:
-        raise InvalidAmount(f"The minimum top-up is ${format_usd(minimum)}.", code="amount_too_small")
+        raise InvalidAmount(lazy_format(_("The minimum top-up is $%(amount)s."), amount=format_usd(minimum)), code="amount_too_small")
     if amount > maximum:
         raise InvalidAmount(
-            f"For top-ups above ${format_usd(maximum, grouping=True)}, please contact support.",
+            lazy_format(_("For top-ups above $%(amount)s, please contact support."), amount=format_usd(maximum, grouping=True)),
             code="amount_too_large",
         )
     try:
         to_cents(amount)
     except InvalidAmount:
-        raise InvalidAmount("Top-up amounts are whole cents, e.g. 25.50.", code="invalid_amount") from None
+        raise InvalidAmount(_("Top-up amounts are whole cents, e.g. 25.50."), code="invalid_amount") from None
 
 
 def methods_for_user(*, user) -> list[tuple[PaymentMethod, str]]:
@@ -147,7 +149,7 @@ def order_create(*, user, amount: int, method_code: str, base_url: str = "") -> 
     topup_validate(amount)
     available = {m.code: (m, p) for m, p in methods_for_user(user=user)}
     if method_code not in available:
-        raise InvalidRequest("This payment method is not available for your account's country.", code="method_not_available")
+        raise InvalidRequest(_("This payment method is not available for your account's country."), code="method_not_available")
     method, provider = available[method_code]
     order = TopUpOrder.objects.create(
         order_no=_order_no(), user=user, method=method, provider=provider, amount=amount, bonus=bonus_for(amount)
@@ -175,8 +177,7 @@ def order_complete(*, order_id: int, amount_cents: int, currency: str, payment_i
         return order
     if amount_cents != to_cents(order.amount) or (currency or "").lower() != order.currency:
         raise PaymentMismatch(
-            f"Order {order.order_no}: provider says {amount_cents} {currency}, order is "
-            f"{to_cents(order.amount)} {order.currency}; not credited."
+            lazy_format(_("Order %(order_no)s: provider says %(amount_cents)s %(currency)s, order is %(to_cents)s %(currency2)s; not credited."), order_no=order.order_no, amount_cents=amount_cents, currency=currency, to_cents=to_cents(order.amount), currency2=order.currency)
         )
     if order.status in (TopUpOrder.Status.FAILED, TopUpOrder.Status.CANCELLED):
         logger.warning("order %s was %s but the provider reports it paid; crediting it", order.order_no, order.status)

@@ -9,8 +9,10 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from synstar.errors import InvalidRequest, NotFound
+from synstar.i18n import lazy_format
 from synstar.money import from_cents, to_cents
 from wallet import providers
 from wallet.models import (
@@ -52,7 +54,7 @@ def webhook_receive(*, provider: str, body: bytes, headers) -> tuple[WebhookEven
     try:
         event_id, event_type = client.event_identity(payload)
     except (KeyError, TypeError):
-        raise InvalidRequest("The event has no id or type.", code="invalid_event") from None
+        raise InvalidRequest(_("The event has no id or type."), code="invalid_event") from None
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.create(provider=provider, event_id=event_id, event_type=event_type, payload=_jsonable(payload))
@@ -124,8 +126,7 @@ def _handle_cancelled(provider, event, order):
 
 def _check_refund_currency(provider, event, order):
     if event.currency and event.currency.lower() != order.currency:
-        raise PaymentMismatch(f"Order {order.order_no}: {provider} reports a refund or dispute in {event.currency}, "
-                              f"the order is in {order.currency}; nothing changed.")
+        raise PaymentMismatch(lazy_format(_("Order %(order_no)s: %(provider)s reports a refund or dispute in %(currency)s, the order is in %(currency2)s; nothing changed."), order_no=order.order_no, provider=provider, currency=event.currency, currency2=order.currency))
 
 
 def _handle_refund_total(provider, event, order):
@@ -186,7 +187,7 @@ def webhook_process(*, event_pk: int) -> WebhookEvent:
             else:
                 order = _find_order(event.provider, parsed)
                 if order is None:
-                    raise NotFound(f"No order matches this {event.provider} event.", code="unknown_order")
+                    raise NotFound(lazy_format(_("No order matches this %(provider)s event."), provider=event.provider), code="unknown_order")
                 ACTION_HANDLERS[parsed.action](event.provider, parsed, order)
                 event.status = WebhookEvent.Status.PROCESSED
             event.attempts += 1
@@ -233,7 +234,7 @@ def sandbox_checkout_find(*, user, checkout_id: str) -> TopUpOrder:
     """The user's own order behind a sandbox checkout page (only while the sandbox stands in)."""
     order = TopUpOrder.objects.filter(checkout_id=checkout_id, provider="sandbox", user=user).first()
     if not providers.sandbox_enabled() or order is None:
-        raise NotFound("No such sandbox checkout.", code="checkout_not_found")
+        raise NotFound(_("No such sandbox checkout."), code="checkout_not_found")
     return order
 
 

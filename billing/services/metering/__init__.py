@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import ApiToken, GatewayKey, Generation
 from billing.services.alerts import settlement_alerts
@@ -28,6 +29,7 @@ from billing.services.tokens import key_hash, key_kind, token_authenticate
 from synstar.accounts.selectors import HOLD, account_policy
 from synstar.db import atomic_with_retry, retry_statement
 from synstar.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PaymentRequired, PermissionDenied
+from synstar.i18n import lazy_format
 from synstar.money import format_usd, parse_usd
 from wallet.models import Hold
 from wallet.services.autotopup import autotopup_check
@@ -38,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 class TokenQuotaExceeded(PaymentRequired):
     code = "token_quota_exceeded"
-    default_message = "This API token has reached its quota."
+    default_message = _("This API token has reached its quota.")
 
 
 
@@ -60,18 +62,18 @@ def _check_usable(*, found, model_name: str, client_ip: str | None, now: datetim
     if refusal is not None:
         raise refusal
     if not found.is_enabled:
-        raise PermissionDenied("This API token is disabled.", code="token_disabled")
+        raise PermissionDenied(_("This API token is disabled."), code="token_disabled")
     if found.expires_at is not None and found.expires_at <= now:
-        raise PermissionDenied("This API token has expired.", code="token_expired")
+        raise PermissionDenied(_("This API token has expired."), code="token_expired")
     if found.allowed_models and model_name not in found.allowed_models:
-        raise PermissionDenied(f"This API token may not use the model {model_name!r}.", code="model_not_allowed")
+        raise PermissionDenied(lazy_format(_("This API token may not use the model %(model_name)s."), model_name=repr(model_name)), code="model_not_allowed")
     if found.allowed_ips:
         try:
             address = ipaddress.ip_address(client_ip or "")
         except ValueError:
-            raise PermissionDenied("This API token only accepts requests from listed IPs.", code="ip_not_allowed") from None
+            raise PermissionDenied(_("This API token only accepts requests from listed IPs."), code="ip_not_allowed") from None
         if not any(address in ipaddress.ip_network(net) for net in found.allowed_ips):
-            raise PermissionDenied(f"This API token does not accept requests from {address}.", code="ip_not_allowed")
+            raise PermissionDenied(lazy_format(_("This API token does not accept requests from %(address)s."), address=address), code="ip_not_allowed")
 
 
 def metering_hold(
@@ -131,21 +133,21 @@ def _metering_hold(
         token_authenticate(raw_key=token_key)  # raises the right error for a gw- key or garbage
     found = _sql().lookup(key_hash=key_hash(token_key), model=model_name)
     if found is None:
-        raise AuthenticationFailed("Invalid API token.", code="invalid_api_key")
+        raise AuthenticationFailed(_("Invalid API token."), code="invalid_api_key")
     if request_id:
         existing = Generation.objects.filter(gateway=gateway, request_id=request_id).first()
         if existing is not None:
             if existing.token_id != found.token_id:
-                raise Conflict("This request_id was already used for another token.", code="request_id_reused")
+                raise Conflict(_("This request_id was already used for another token."), code="request_id_reused")
             return existing
     now = timezone.now()
     _check_usable(found=found, model_name=model_name, client_ip=client_ip, now=now)
     if found.model_id is None:
-        raise InvalidRequest(f"Unknown model {model_name!r}.", code="model_not_found")
+        raise InvalidRequest(lazy_format(_("Unknown model %(model_name)s."), model_name=repr(model_name)), code="model_not_found")
     if not found.group_allowed:
-        raise PermissionDenied(f"The group {found.group_name!r} is no longer available to this account.", code="group_not_allowed")
+        raise PermissionDenied(lazy_format(_("The group %(group_name)s is no longer available to this account."), group_name=repr(found.group_name)), code="group_not_allowed")
     if found.account_id is None:
-        raise NotFound("The account has no wallet yet.", code="account_not_found")
+        raise NotFound(_("The account has no wallet yet."), code="account_not_found")
     snapshot = found.price
     bound = hold_bound(snapshot, input_tokens=input_tokens, max_output_tokens=max_output_tokens, units=units)
     est_output = bound.output_tokens  # the maximum output held for; a success reported without usage is charged it
@@ -177,8 +179,7 @@ def _metering_hold(
             raise budget_error
         remaining = max((found.quota or 0) - found.used - found.held, 0)
         raise TokenQuotaExceeded(
-            f"This API token has ${format_usd(remaining, places=None)} of its quota left; "
-            f"the request needs up to ${format_usd(estimate, places=None)}.",
+            lazy_format(_("This API token has $%(remaining)s of its quota left; the request needs up to $%(needed)s."), remaining=format_usd(remaining, places=None), needed=format_usd(estimate, places=None)),
             quota_remaining=format_usd(remaining, places=None),
         )
     generation = Generation(
@@ -214,12 +215,12 @@ def metering_report(
     itself (no upstream figure): the charge is recorded with basis `counted`.
     """
     if outcome not in (Generation.Outcome.SUCCEEDED, Generation.Outcome.FAILED):
-        raise InvalidRequest("status must be 'succeeded' or 'failed'.", code="invalid_status")
+        raise InvalidRequest(_("status must be 'succeeded' or 'failed'."), code="invalid_status")
     if usage is not None:
         usage.validate()
     target = _sql().report_target(public_id=public_id, gateway_id=gateway.pk)
     if target is None:
-        raise NotFound("No such generation for this gateway.", code="generation_not_found")
+        raise NotFound(_("No such generation for this gateway."), code="generation_not_found")
     generation_id, estimate, snapshot, rate = target
     over_estimate = bool(
         usage is not None and outcome == Generation.Outcome.SUCCEEDED and charge(snapshot, usage, rate) > estimate

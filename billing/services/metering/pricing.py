@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
+from django.utils.translation import gettext_lazy as _
+
 from billing.models.catalog import DEFAULT_MAX_OUTPUT_TOKENS, MAX_TOKENS
 from synstar.errors import InvalidRequest
+from synstar.i18n import lazy_format
 from synstar.money import round_half_up
 
 MILLION = 1_000_000
@@ -29,7 +32,7 @@ MAX_UNITS = Decimal(1_000_000)
 
 class RequestNotPriceable(InvalidRequest):
     code = "request_not_priceable"
-    default_message = "The request gives nothing to price its hold by."
+    default_message = _("The request gives nothing to price its hold by.")
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,11 @@ class Usage:
         for name in ("input_tokens", "output_tokens", "cached_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
-                raise InvalidRequest(f"{name} must be a whole number from 0 to {MAX_TOKENS:,}.", code="invalid_usage")
+                raise InvalidRequest(lazy_format(_("%(name)s must be a whole number from 0 to %(MAX_TOKENS)s."), name=name, MAX_TOKENS=format(MAX_TOKENS, ',')), code="invalid_usage")
         if self.cached_tokens > self.input_tokens:
-            raise InvalidRequest("cached_tokens cannot exceed input_tokens.", code="invalid_usage")
+            raise InvalidRequest(_("cached_tokens cannot exceed input_tokens."), code="invalid_usage")
         if not isinstance(self.units, Decimal) or not self.units.is_finite() or not 0 <= self.units <= MAX_UNITS:
-            raise InvalidRequest(f"units must be a number from 0 to {MAX_UNITS:,}.", code="invalid_usage")
+            raise InvalidRequest(lazy_format(_("units must be a number from 0 to %(MAX_UNITS)s."), MAX_UNITS=format(MAX_UNITS, ',')), code="invalid_usage")
         return self
 
 
@@ -117,7 +120,7 @@ def hold_bound(price: dict, *, input_tokens: int, max_output_tokens: int | None,
     if billing_type == "per_token":
         if not input_tokens:
             raise RequestNotPriceable(
-                "input_tokens is required for a per-token model: send an estimate of the prompt's tokens.",
+                _("input_tokens is required for a per-token model: send an estimate of the prompt's tokens."),
                 code="input_tokens_required",
             )
         max_output = max_output_tokens or price.get("default_max_output_tokens") or DEFAULT_MAX_OUTPUT_TOKENS
@@ -125,7 +128,7 @@ def hold_bound(price: dict, *, input_tokens: int, max_output_tokens: int | None,
     if billing_type == "per_unit":
         if not units:
             raise RequestNotPriceable(
-                f"units is required for a per-unit model (priced per {price.get('unit') or 'unit'}).",
+                lazy_format(_("units is required for a per-unit model (priced per %(value)s)."), value=price.get('unit') or 'unit'),
                 code="units_required",
             )
         return Usage(units=units)
