@@ -29,6 +29,8 @@ ALLOWED_LOCAL_IMPORTS = {
     ("referrals/apps.py", "wallet.services.topups"): "AppConfig.ready: models are not loaded at import time",
     ("wallet/apps.py", "wallet.services.invoices"): "AppConfig.ready: models are not loaded at import time",
     ("wallet/apps.py", "wallet.services.alerts"): "AppConfig.ready: models are not loaded at import time",
+    ("wallet/apps.py", "wallet.services.refund_requests"): "AppConfig.ready: models are not loaded at import time",
+    ("wallet/apps.py", "wallet.services.refunds"): "AppConfig.ready: models are not loaded at import time",
     ("wallet/services/alerts.py", "wallet.tasks"): "the task module calls this service",
     ("billing/apps.py", "billing.selectors.usage"): "AppConfig.ready: models are not loaded at import time",
     ("billing/apps.py", "wallet.selectors.history"): "AppConfig.ready: models are not loaded at import time",

@@ -16,5 +16,10 @@ class WalletConfig(AppConfig):
         topup_hooks_register(completed=receipt_on_completion)
         topup_hooks_register(completed=topup_completed_notify, refunded=refund_completed_notify)
         from wallet.services.autotopup import autotopup_order_closed
+        from wallet.services.refund_requests import refund_request_refund_failed
+        from wallet.services.refunds import REFUND_FAILED_HOOKS
+
+        if refund_request_refund_failed not in REFUND_FAILED_HOOKS:
+            REFUND_FAILED_HOOKS.append(refund_request_refund_failed)
 
         topup_hooks_register(closed=autotopup_order_closed)  # a failed auto top-up turns auto top-up off

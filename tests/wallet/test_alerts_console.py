@@ -47,7 +47,9 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(client):
     for data, message in (({"threshold": "abc", "webhook_url": ""}, "decimal"),
                           ({"threshold": "-1", "webhook_url": ""}, ""),
                           ({"threshold": "", "webhook_url": "ftp://example.com/x"}, "http"),
-                          ({"threshold": "", "webhook_url": "http://example.com/x"}, "https")):
+                          ({"threshold": "", "webhook_url": "http://example.com/x"}, "https"),
+                          ({"threshold": "", "webhook_url": "https://[::1"}, "http"),  # malformed host: 200 with the error
+                          ({"threshold": "", "webhook_url": "https://[zz]/x"}, "http")):
         page = client.post("/alerts/", data)
         assert page.status_code == 200 and message in page.content.decode()
     assert not AlertSettings.objects.filter(user=user).exclude(webhook_url="", low_balance_threshold=None).exists()

@@ -211,6 +211,10 @@ def test_bad_filters_and_cursors_are_400_and_show_nothing_wrong(client, history_
     assert client.get(url, {"date_from": "2026-13-45"}).status_code == 400
     assert client.get(url, {"date_from": "2026-05-02", "date_to": "2026-05-01"}).status_code == 400
     assert client.get(url, {"kind": "bogus"}).status_code == 400
+    for edge in ("9999-12-31", "0001-01-01"):  # dates a day cannot be added to or taken from: 400, not 500
+        for view in ("", "request"):
+            assert client.get(url, {"date_to": edge, "view": view}).status_code == 400
+            assert client.get(url, {"date_from": edge, "view": view}).status_code == 400
     assert client.get(url, {"after": "forged"}).status_code == 400
     # A cursor made for other filters is refused, not misread.
     body = client.get(url).content.decode()

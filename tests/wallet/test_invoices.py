@@ -279,3 +279,25 @@ def test_invoice_numbers_run_without_gaps_when_issued_at_once(company):
     numbers = sorted(InvoiceRequest.objects.filter(status="issued").values_list("number", flat=True))
     assert numbers == list(range(1, 13))
     assert DocumentCounter.objects.get(series="invoice").last_number == 12
+
+
+def test_a_credit_note_only_for_money_that_went_out(company, admin_user, django_capture_on_commit_callbacks):
+    """A refund waiting for the provider has no credit note yet: refused, it never gets one (its credits
+    came back); confirmed, it gets its note then."""
+    from wallet.services.refunds import refund_admin_start, refund_confirm, refund_fail
+
+    user = make_user(email="pending-cn@example.com")
+    order = completed_order(user, "100")
+    invoice_issue(request_id=ask(user, [order]).pk, actor=admin_user)
+    refused, _created = refund_admin_start(order_id=order.pk, key="refused", cash=usd("30"), actor=admin_user)
+    assert refused.status == "pending" and not CreditNote.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        refund_fail(refund_id=refused.pk, reason="Charge has already been refunded.", refused=True)
+    assert not CreditNote.objects.exists()  # no money went out: no note, and no number taken
+
+    accepted, _created = refund_admin_start(order_id=order.pk, key="accepted", cash=usd("25"), actor=admin_user)
+    assert not CreditNote.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        refund_confirm(refund_id=accepted.pk)
+        refund_confirm(refund_id=accepted.pk)  # the provider's echo confirms it again: still one note
+    assert list(CreditNote.objects.values_list("number", "amount")) == [(1, usd("25"))]

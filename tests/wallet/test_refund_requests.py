@@ -226,3 +226,28 @@ def test_approval_through_stripe_and_a_refusal_that_gives_the_credits_back(fake_
     assert Refund.objects.get(order=refused).status == "failed"
     assert wallet_statistics(user=user).balance == usd("20")  # the refused refund's credits are back
     assert "not approved" in mail.outbox[-1].subject
+
+
+def test_an_approved_request_whose_refund_fails_later_says_so(setup, admin_user, django_capture_on_commit_callbacks):
+    """The provider did not answer at approval (the refund stayed pending); refused later (by the resume task
+    or a webhook), the credits come back and the request no longer says approved; the user is emailed."""
+    from wallet.services.refund_requests import _approve
+    from wallet.services.refunds import refund_fail
+
+    user = make_user(email="later@example.com")
+    order = completed_order(user, "50")
+    request = refund_request_create(user=user, order_no=order.order_no, reason="not needed")
+    with django_capture_on_commit_callbacks(execute=True):
+        request, refund = _approve(request_id=request.pk, actor=admin_user)  # recorded, not yet answered
+    assert request.status == "approved" and refund.status == "pending"
+    assert wallet_statistics(user=user).balance == 0
+    sent = len(mail.outbox)
+    with django_capture_on_commit_callbacks(execute=True):
+        refund_fail(refund_id=refund.pk, reason="Charge has already been refunded.", refused=True)
+    request.refresh_from_db()
+    assert request.status == "failed" and "refused" in request.reject_reason
+    assert wallet_statistics(user=user).balance == usd("50")
+    assert len(mail.outbox) == sent + 1 and mail.outbox[-1].to == ["later@example.com"]
+    with django_capture_on_commit_callbacks(execute=True):
+        refund_fail(refund_id=refund.pk, reason="again", refused=True)  # a second failure report changes nothing
+    assert len(mail.outbox) == sent + 1

@@ -67,8 +67,12 @@ def _check_url(url: str) -> str:
     url = (url or "").strip()
     if not url:
         return ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 500:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname  # raises ValueError on a malformed bracketed host ("https://[::1")
+    except ValueError:
+        hostname = None
+    if hostname is None or parts.scheme not in ("https", "http") or len(url) > 500:
         raise InvalidRequest(_("The webhook URL must be an http(s) URL of at most 500 characters."), code="invalid_webhook_url")
     if parts.scheme == "http" and not settings.ALERT_WEBHOOK_ALLOW_PRIVATE:
         raise InvalidRequest(_("The webhook URL must use https."), code="invalid_webhook_url")

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from django.utils.translation import gettext as _
 from synstar.db import atomic_with_retry
 from synstar.errors import Conflict, InvalidRequest, NotFound
 from synstar.i18n import user_language
-from wallet.models import CreditNote, DocumentCounter, InvoiceLine, InvoiceRequest, TopUpOrder
+from wallet.models import CreditNote, DocumentCounter, InvoiceLine, InvoiceRequest, Refund, TopUpOrder
 from wallet.selectors.documents import credit_note_pdf, document_number, invoice_pdf, receipt_pdf
 from wallet.services.topups import REFUNDABLE
 
@@ -179,7 +180,9 @@ def credit_note_for_refund(*, order: TopUpOrder) -> CreditNote | None:
     if line is None:
         return None
     credited = CreditNote.objects.filter(invoice=line.request, order=order).aggregate(total=Sum("amount"))["total"] or 0
-    overstated = line.amount - max(order.amount - order.cash_refunded, 0) - credited
+    # Only refunds whose money went out count (a pending refund may still be refused and restored).
+    paid_back = Refund.objects.filter(order=order, status=Refund.Status.SUCCEEDED).aggregate(total=Sum("requested"))["total"] or 0
+    overstated = line.amount - max(order.amount - paid_back, 0) - credited
     if overstated <= 0:
         return None
     note = CreditNote.objects.create(invoice=line.request, order=order, amount=min(overstated, line.amount - credited),
@@ -205,6 +208,20 @@ def _send(*, template: str, context: dict, to: str, user, attachment: tuple[str,
         logger.exception("email %s to user failed", template)
 
 
+def _email_never_raises(fn):
+    """Emails run after the transaction committed: building the PDF or sending may fail, which is logged and
+    never turns an admin action or a webhook that already moved money into an error."""
+    @functools.wraps(fn)
+    def wrapper(**kwargs):
+        try:
+            return fn(**kwargs)
+        except Exception:
+            logger.exception("%s failed", fn.__name__)
+            return None
+    return wrapper
+
+
+@_email_never_raises
 def _invoice_email(*, request_id: int) -> None:
     request = InvoiceRequest.objects.select_related("user").get(pk=request_id)
     context = {"request": request, "number": document_number(request), "site_url": settings.SITE_URL}
@@ -216,6 +233,7 @@ def _invoice_email(*, request_id: int) -> None:
         _send(template="invoice_rejected", context=context, to=request.user.email, user=request.user)
 
 
+@_email_never_raises
 def _credit_note_email(*, note_id: int) -> None:
     note = CreditNote.objects.select_related("invoice__user", "order").get(pk=note_id)
     number = document_number(note)
@@ -230,6 +248,7 @@ def receipt_on_completion(*, order: TopUpOrder) -> None:
     transaction.on_commit(lambda: receipt_email(order_id=order_id))
 
 
+@_email_never_raises
 def receipt_email(*, order_id: int) -> None:
     order = TopUpOrder.objects.select_related("user", "method").get(pk=order_id)
     _send(template="receipt", context={"order": order, "site_url": settings.SITE_URL}, to=order.user.email, user=order.user,

@@ -119,6 +119,15 @@ def _approve(*, request_id: int, actor) -> tuple[RefundRequest, Refund | None]:
     return request, refund
 
 
+def refund_request_refund_failed(*, refund_id: int, reason: str) -> None:
+    """Refund hook: the refund of an approved request failed after approval (the provider refused it later, or
+    a retried submission was refused): the request says so and the user is emailed, once."""
+    request_id = (RefundRequest.objects.filter(refund_id=refund_id, status=RefundRequest.Status.APPROVED)
+                  .values_list("pk", flat=True).first())
+    if request_id is not None:
+        _mark_failed(request_id=request_id, reason=reason)
+
+
 @atomic_with_retry
 def _mark_failed(*, request_id: int, reason: str) -> RefundRequest:
     """The provider refused the approved refund (its credits are already back): the request says so."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -165,11 +168,18 @@ def _refund_record(
     return refund
 
 
+# Called after a refund's failure commits (its credits are back), once per failure, with refund_id and reason:
+# refund requests register theirs (wallet.apps), so an approved request whose refund fails later says so.
+REFUND_FAILED_HOOKS: list[Callable[..., None]] = []
+
+
 def _refund_followups(*, order: TopUpOrder, refund: Refund) -> None:
     for hook in TOPUP_HOOKS.refunded:  # invite rewards reverse in proportion (referrals registers it)
         hook(order=order)
-    if refund.status != Refund.Status.FAILED:
+    if refund.status == Refund.Status.SUCCEEDED:
         credit_note_for_refund(order=order)  # an invoiced top-up refunded: its credit note, in this transaction
+    # A pending refund (ours, sent to the provider) gets its credit note when the provider confirms it
+    # (refund_confirm): a refund the provider refuses never had money go out, so it never has a note.
     if refund.shortfall:
         user_status_set(
             user=order.user, status="under_review", review_reason="payment", actor=None,
@@ -264,10 +274,12 @@ def refund_submit(*, refund_id: int) -> Refund:
 def refund_confirm(*, refund_id: int, provider_refund_id: str = "") -> Refund:
     """The provider accepted (or reported) our pending refund: pending -> succeeded, once."""
     refund = Refund.objects.get(pk=refund_id)
-    _order_lock(refund.order_id)
-    Refund.objects.filter(pk=refund_id, status=Refund.Status.PENDING).update(
+    order = _order_lock(refund.order_id)
+    confirmed = Refund.objects.filter(pk=refund_id, status=Refund.Status.PENDING).update(
         status=Refund.Status.SUCCEEDED, closed_at=timezone.now()
     )
+    if confirmed:
+        credit_note_for_refund(order=order)  # the money went out now: an invoiced top-up gets its credit note
     if provider_refund_id:
         Refund.objects.filter(pk=refund_id, provider_refund_id="").update(provider_refund_id=provider_refund_id)
     refund.refresh_from_db()
@@ -288,6 +300,8 @@ def refund_fail(*, refund_id: int, reason: str, refused: bool = False) -> Refund
                              undo_watermark=refused)
     if refused:
         _recount_above_watermark(order=order, account=account, key=f"{order.provider}:recount:{refund.key}")
+    for hook in REFUND_FAILED_HOOKS:  # after commit: refund requests say so (their lock comes before the order's)
+        transaction.on_commit(partial(hook, refund_id=refund.pk, reason=reason))
     return refund
 
 

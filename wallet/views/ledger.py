@@ -1,4 +1,5 @@
 import csv
+from datetime import date
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -38,6 +39,10 @@ class HistoryFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean() or {}
+        for field in ("date_from", "date_to"):
+            if data.get(field) and not (date(2000, 1, 1) <= data[field] <= date(9000, 12, 31)):
+                self.add_error(field, _("Enter a date between 2000-01-01 and 9000-12-31."))
+                data.pop(field, None)
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", _("The end date must be on or after the start date."))
         return data
