@@ -41,7 +41,8 @@
         y: {
           stacked: true, beginAtZero: true,
           title: { display: true, text: labels.cost },
-          ticks: { callback: function (v) { return metric === "cost" ? (v >= 0.01 || v === 0 ? "$" + Number(v).toFixed(2) : "$" + v) : v; } },
+          // Cost ticks: cents from $1 up, two significant digits below (so $0.008, $0.01, $0.012 stay distinct).
+          ticks: { callback: function (v) { return metric === "cost" ? "$" + (v >= 1 || v === 0 ? Number(v).toFixed(2) : String(Number(Number(v).toPrecision(2)))) : v; } },
         },
       },
       plugins: {

@@ -8,10 +8,12 @@ NAVIGATION = [
     ("dashboard", _("Dashboard"), "console:dashboard"),
     ("wallet", _("Wallet"), "console:wallet"),
     ("bills", _("Bills"), "console:bills"),
+    ("history", _("Balance history"), "console:history"),
     ("invite", _("Invite"), "console:invite"),
     ("tokens", _("API tokens"), "console:tokens"),
     ("usage", _("Usage records"), "console:usage"),
     ("pricing", _("Pricing"), "console:pricing"),
+    ("alerts", _("Alerts"), "console:alerts"),
     ("settings", _("Settings"), "console:settings"),
 ]
 
