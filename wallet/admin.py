@@ -285,8 +285,20 @@ def refund_action(modeladmin, request, queryset):
     })
 
 
+class OrderMoneyColumns:
+    """The order's amount and bonus in dollars, for the order lists (all orders, auto top-up attempts)."""
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_usd(self, obj):
+        return _usd(obj.amount)
+
+    @admin.display(description="Bonus")
+    def bonus_usd(self, obj):
+        return _usd(obj.bonus)
+
+
 @admin.register(TopUpOrder)
-class TopUpOrderAdmin(UsdAdminMixin, ReadOnlyAdmin):
+class TopUpOrderAdmin(OrderMoneyColumns, UsdAdminMixin, ReadOnlyAdmin):
     usd_fields = ("amount", "bonus", "refunded_amount", "cash_refunded", "bonus_clawed", "refund_seen", "refund_watermark")
     list_display = ["order_no", "user", "method", "provider", "amount_usd", "bonus_usd", "status", "refunded_usd", "created_at"]
     list_filter = ["status", "provider", "method", "source"]
@@ -298,13 +310,6 @@ class TopUpOrderAdmin(UsdAdminMixin, ReadOnlyAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None  # the list (and its actions) but no editing of orders
 
-    @admin.display(description="Amount", ordering="amount")
-    def amount_usd(self, obj):
-        return _usd(obj.amount)
-
-    @admin.display(description="Bonus")
-    def bonus_usd(self, obj):
-        return _usd(obj.bonus)
 
     @admin.display(description="Refunded")
     def refunded_usd(self, obj):
@@ -726,7 +731,7 @@ class AutoTopUpAdmin(UsdAdminMixin, ReadOnlyAdmin):
 
 
 @admin.register(AutoTopUpAttempt)
-class AutoTopUpAttemptAdmin(UsdAdminMixin, ReadOnlyAdmin):
+class AutoTopUpAttemptAdmin(OrderMoneyColumns, UsdAdminMixin, ReadOnlyAdmin):
     """The auto top-up orders (off-session charges of saved cards), with the provider's answer."""
 
     usd_fields = ("amount", "bonus")
@@ -740,14 +745,6 @@ class AutoTopUpAttemptAdmin(UsdAdminMixin, ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(source="auto")
-
-    @admin.display(description="Amount", ordering="amount")
-    def amount_usd(self, obj):
-        return _usd(obj.amount)
-
-    @admin.display(description="Bonus")
-    def bonus_usd(self, obj):
-        return _usd(obj.bonus)
 
 
 # --- alerts (h-alerts) ---------------------------------------------------------------------------------
