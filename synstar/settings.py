@@ -158,6 +158,9 @@ METERING_MIN_HOLD_USD = env("METERING_MIN_HOLD_USD", default="0.001")
 METERING_SETTLE_BATCH_WINDOW_MS = env.int("METERING_SETTLE_BATCH_WINDOW_MS", default=1000)
 # A report not settled after this long (its task was lost) is settled by the sweeper.
 METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default=30)
+# A gateway key found active is trusted this long by each process before it is looked up again: a key
+# deactivated in admin stops working within this time (0: looked up on every request).
+GATEWAY_KEY_CACHE_SECONDS = env.int("GATEWAY_KEY_CACHE_SECONDS", default=5)
 # Leases for hot accounts (PostgreSQL; README "Leases"): on/off, a lease's life between renewals, the holds
 # per second one process must see on an account before it leases, and leases per account per process.
 METERING_LEASES = env.bool("METERING_LEASES", default=False)  # measured slower than the account row so far: README "Leases"

@@ -12,7 +12,9 @@ import ipaddress
 import secrets
 import string
 from datetime import datetime
+from time import monotonic
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -245,6 +247,15 @@ def token_authenticate(*, raw_key: str) -> ApiToken:
     return token
 
 
+# Every metering request authenticates its gateway: an active key found is kept in this process for
+# GATEWAY_KEY_CACHE_SECONDS, so the hold's request runs no query for it. A key deactivated or deleted in
+# admin therefore stops working within that time in every process (0 turns the cache off). Keys not found
+# are never kept: a new key works at once, and garbage cannot fill the dict. The cached GatewayKey is shared
+# by the requests of its process: callers read it, never change it.
+_gateways: dict[str, tuple[float, GatewayKey]] = {}
+_GATEWAYS_KEPT = 1000  # more distinct live keys than any deployment has; past it the dict starts again
+
+
 def gateway_authenticate(*, raw_key: str) -> GatewayKey:
     kind = key_kind(raw_key or "")
     if kind == "sk":
@@ -253,7 +264,23 @@ def gateway_authenticate(*, raw_key: str) -> GatewayKey:
         )
     gateway = None
     if kind == "gw":
-        gateway = GatewayKey.objects.filter(key_hash=key_hash(raw_key), is_active=True).first()
+        gateway = _gateway_active(key_hash(raw_key))
     if gateway is None:
         raise AuthenticationFailed(_("Invalid gateway key."), code="invalid_gateway_key")
+    return gateway
+
+
+def _gateway_active(hashed: str) -> GatewayKey | None:
+    now = monotonic()
+    kept = _gateways.get(hashed)
+    if kept is not None and kept[0] > now:
+        return kept[1]
+    gateway = GatewayKey.objects.filter(key_hash=hashed, is_active=True).first()
+    ttl = settings.GATEWAY_KEY_CACHE_SECONDS
+    if gateway is None or ttl <= 0:
+        _gateways.pop(hashed, None)
+        return gateway
+    if len(_gateways) >= _GATEWAYS_KEPT:
+        _gateways.clear()
+    _gateways[hashed] = (now + ttl, gateway)
     return gateway

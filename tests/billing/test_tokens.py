@@ -170,3 +170,54 @@ def test_tokens_api_group_is_validated_text_before_any_lookup(client, catalog):
         data = TokenInputSerializer(data={"name": "x", "group": group})
         assert not data.is_valid() and "group" in data.errors
     assert not ApiToken.objects.exists()
+
+
+# --- gateway keys: kept per process for GATEWAY_KEY_CACHE_SECONDS ----------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The gateway key cache's clock, moved by hand; the cache starts empty."""
+    import billing.services.tokens as tokens
+
+    now = [1000.0]
+    monkeypatch.setattr(tokens, "monotonic", lambda: now[0])
+    monkeypatch.setattr(tokens, "_gateways", {})
+    return now
+
+
+def _hold(client, gateway, token):
+    return client.post("/api/v1/metering/holds", {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 10},
+                       content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {gateway.raw_key}")
+
+
+def test_a_deactivated_gateway_key_stops_working_within_the_cache_time(client, gateway, make_token, clock, settings):
+    settings.GATEWAY_KEY_CACHE_SECONDS = 5
+    token = make_token(make_user())
+    assert _hold(client, gateway, token).status_code == 201
+    GatewayKey.objects.filter(pk=gateway.pk).update(is_active=False)  # admin, in any process
+    clock[0] += 4.9
+    assert _hold(client, gateway, token).status_code == 201  # still trusted for up to 5 s
+    clock[0] += 0.2
+    refused = _hold(client, gateway, token)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_gateway_key"
+    GatewayKey.objects.filter(pk=gateway.pk).update(is_active=True)  # a key not found is never kept
+    assert _hold(client, gateway, token).status_code == 201
+
+
+def test_without_the_gateway_key_cache_a_deactivated_key_stops_at_once(client, gateway, make_token, clock, settings):
+    settings.GATEWAY_KEY_CACHE_SECONDS = 0
+    token = make_token(make_user())
+    assert _hold(client, gateway, token).status_code == 201
+    GatewayKey.objects.filter(pk=gateway.pk).update(is_active=False)
+    assert _hold(client, gateway, token).json()["error"]["code"] == "invalid_gateway_key"
+
+
+def test_unknown_gateway_keys_are_not_kept(client, clock, catalog):
+    import billing.services.tokens as tokens
+
+    for n in range(3):
+        response = client.post("/api/v1/metering/holds", "{}", content_type="application/json",
+                               HTTP_AUTHORIZATION=f"Bearer gw-unknown{n}")
+        assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_gateway_key"
+    assert tokens._gateways == {}
