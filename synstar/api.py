@@ -5,17 +5,51 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import parsers, serializers
 from rest_framework.permissions import BasePermission
+from rest_framework.utils.serializer_helpers import BindingDict
 
 from synstar.errors import InvalidRequest, PermissionDenied
 from synstar.i18n import lazy_format
 from synstar.money import InvalidAmount, format_usd, parse_usd
+
+
+# A serializer whose fields are copied from the class and bound once per process, not per instance.
+#
+# DRF deep-copies every declared field for each serializer instance, so that an instance may change its own
+# fields; on the gateway's hold endpoint that copy was most of its two serializers' cost
+# (bench/hold_profile.py). Validation and output still run DRF's own field code, so answers and errors are
+# the same. For flat serializers that never change their fields per instance: the shared fields are bound
+# to one template instance of the class, so that is their `parent` and `root` (a SerializerMethodField
+# calls the template's method, of the same class). An instance given a context or `partial` (which fields
+# read through their root) gets its own fields, as DRF makes them. (A comment, not a docstring: the OpenAPI
+# schema would show a docstring as every subclass's description.)
+class SharedFieldsSerializer(serializers.Serializer):
+    _shared: ClassVar[dict[type, BindingDict]] = {}
+
+    @property
+    def fields(self) -> BindingDict:
+        if self._context or self.partial:
+            if "_own_fields" not in self.__dict__:
+                self.__dict__["_own_fields"] = _bound_fields(self)
+            return self.__dict__["_own_fields"]
+        fields = self._shared.get(type(self))
+        if fields is None:  # two threads may both build it: the same fields, the last one kept
+            fields = self._shared[type(self)] = _bound_fields(type(self)())
+        return fields
+
+
+def _bound_fields(serializer: serializers.Serializer) -> BindingDict:
+    """What DRF's `Serializer.fields` makes: copies of the declared fields, bound to `serializer`."""
+    fields = BindingDict(serializer)
+    for name, field in serializer.get_fields().items():
+        fields[name] = field
+    return fields
 
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "12.50"})

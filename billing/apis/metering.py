@@ -17,7 +17,7 @@ from billing.selectors.catalog import price_display
 from billing.selectors.metering import UsageFilters, generation_for_user, usage_records
 from billing.services.metering import metering_hold, metering_report
 from billing.services.metering.pricing import MAX_TOKENS, MAX_UNITS, Usage
-from synstar.api import MoneyField, TokenScope
+from synstar.api import MoneyField, SharedFieldsSerializer, TokenScope
 from synstar.errors import InvalidRequest, NotFound
 from synstar.money import format_usd
 from wallet.selectors.ledger import wallet_statistics
@@ -83,7 +83,7 @@ class HoldCreateApi(APIView):
     authentication_classes = [GatewayAuthentication]
     permission_classes = [IsGateway]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(SharedFieldsSerializer):
         token = serializers.CharField(help_text="The end user's sk- API token")
         model = serializers.CharField(max_length=100)
         endpoint = serializers.CharField(max_length=100, default="/v1/chat/completions")
@@ -96,7 +96,7 @@ class HoldCreateApi(APIView):
         client_ip = serializers.IPAddressField(required=False, allow_null=True)
         request_id = serializers.CharField(max_length=100, required=False, allow_null=True)
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(SharedFieldsSerializer):
         """What the gateway needs at once; the full record is at GET /v1/generation."""
 
         id = serializers.CharField(source="public_id")
@@ -141,7 +141,7 @@ class UsageReportApi(APIView):
     authentication_classes = [GatewayAuthentication]
     permission_classes = [IsGateway]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(SharedFieldsSerializer):
         status = serializers.ChoiceField(choices=["succeeded", "failed"])
         input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False)
         output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, required=False)
@@ -149,7 +149,7 @@ class UsageReportApi(APIView):
         units = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal(0), max_value=MAX_UNITS, required=False)
         error = serializers.CharField(required=False, allow_blank=True, max_length=4000)
 
-    class OutputSerializer(serializers.Serializer):
+    class OutputSerializer(SharedFieldsSerializer):
         id = serializers.CharField(source="public_id")
         state = serializers.CharField()
         over_estimate = serializers.BooleanField(
