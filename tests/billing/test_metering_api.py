@@ -1,9 +1,12 @@
 """The metering and user APIs over HTTP: shapes, status codes, and bad input that writes nothing."""
 
 import json
+from contextlib import contextmanager
 
 import pytest
+from django.db import connection
 
+import billing.services.tokens
 from billing.models import ApiToken, Generation, TokenGroup
 from billing.services.metering import generation_settle
 from synstar.money import usd
@@ -90,6 +93,61 @@ def test_bad_hold_input_is_a_clear_4xx_and_writes_nothing(client, gateway, funde
     assert response.status_code == status, response.json()
     assert response.json()["error"]["code"] == code
     assert counts() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"input_tokens": -5}, "input_tokens: Ensure this value is greater than or equal to 0."),
+        ({"max_output_tokens": 10**10}, "max_output_tokens: Ensure this value is less than or equal to 100000000."),
+        ({"input_tokens": "lots"}, "input_tokens: A valid integer is required."),
+        ({"input_tokens": True}, "input_tokens: A valid integer is required."),
+        ({"units": "NaN"}, "units: A valid number is required."),
+        ({"units": "1.1234567"}, "units: Ensure that there are no more than 6 decimal places."),
+        ({"client_ip": "not-an-ip"}, "client_ip: Enter a valid IPv4 or IPv6 address."),
+        ({"token": None}, "token: This field may not be null."),
+        ({"model": ""}, "model: This field may not be blank."),
+        ({"model": "x" * 101}, "model: Ensure this field has no more than 100 characters."),
+        ({"endpoint": None}, "endpoint: This field may not be null."),
+        ({"request_id": "r" * 101}, "request_id: Ensure this field has no more than 100 characters."),
+        (["not", "a", "dict"], "Invalid data. Expected a dictionary, but got list."),
+    ],
+)
+def test_bad_hold_input_errors_keep_their_exact_shape(client, gateway, funded, body, message):
+    _, token = funded
+    payload = body if isinstance(body, list) else {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 10, **body}
+    response = post(client, "/api/v1/metering/holds", payload, gateway.raw_key)
+    assert (response.status_code, response.json()) == (
+        400, {"error": {"type": "invalid_request_error", "code": "validation_error", "message": message}})
+
+
+@contextmanager
+def statements():
+    """The SQL statements sent meanwhile, but for savepoints (the test's transaction turns the service's
+    into savepoints) and Django's per-request connection health check (a bare SELECT 1 on the driver)."""
+    sent: list[str] = []
+
+    def record(execute, sql, *args):
+        if "SAVEPOINT" not in sql:
+            sent.append(sql)
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(record):
+        yield sent
+
+
+def test_one_hold_request_runs_three_statements(client, gateway, funded, monkeypatch):
+    """The token's lookup, the account's hold, the token's hold with the generation. The gateway key is
+    looked up once per process and GATEWAY_KEY_CACHE_SECONDS, so only the first request reads it."""
+    monkeypatch.setattr(billing.services.tokens, "_gateways", {})
+    _, token = funded
+    body = {"token": token.raw_key, "model": "gpt-4o", "input_tokens": 500, "max_output_tokens": 500}
+    with statements() as first:
+        assert post(client, "/api/v1/metering/holds", body, gateway.raw_key).status_code == 201
+    with statements() as second:
+        assert post(client, "/api/v1/metering/holds", body, gateway.raw_key).status_code == 201
+    assert len(first) == 4 and "billing_gatewaykey" in first[0]
+    assert len(second) == 3, second
 
 
 def test_malformed_json_is_a_400(client, gateway):
