@@ -13,6 +13,9 @@ counts, so other load on the machine weighs on every phase alike), and prints th
 - `healthz`: GET /healthz through Django's WSGIHandler (every middleware): the framework floor;
 - `http`: the hold endpoint through the same WSGIHandler, with the body the benchmark (bench/run.py
   `run_http`) sends: a token, gpt-4o-mini, 500 input and 500 maximum output tokens;
+- `http-stub`: the same request with `metering_hold` replaced by one that returns a generation held
+  before: the framework, DRF and the serializers alone (without the per-request connection health check,
+  which the service's first statement pays);
 - `service`: `metering_hold` called directly with the same arguments;
 - `sql`: the statements one hold sends (captured with bench/sqlcapture.py), replayed on the raw psycopg
   connection (a fresh `gen-` id each time): the database's share, without any Python of ours.
@@ -124,6 +127,18 @@ def main() -> None:
         if not start_response.status.startswith("201"):
             raise SystemExit(f"hold answered {start_response.status}: {answer!r}")
 
+    import billing.apis.metering as hold_api
+
+    answer_as_held = metering_hold(gateway=gateway, token_key=keys[0], model_name=MODEL, endpoint="/v1/chat/completions",
+                                   input_tokens=500, max_output_tokens=500)
+
+    def hold_request_without_service(i: int) -> None:
+        hold_api.metering_hold = lambda **_: answer_as_held
+        try:
+            hold_request(i)
+        finally:
+            hold_api.metering_hold = metering_hold
+
     def healthz(i: int) -> None:
         for _chunk in app(_environ("GET", "/healthz"), start_response):
             pass
@@ -151,8 +166,9 @@ def main() -> None:
             cursor.execute("COMMIT")
 
     n = args.n
-    rounds: dict[str, list[tuple[float, float]]] = {"healthz": [], "http": [], "service": [], "sql": []}
-    calls = {"healthz": healthz, "http": hold_request, "service": service_hold, "sql": sql_hold}
+    calls = {"healthz": healthz, "http": hold_request, "http-stub": hold_request_without_service, "service": service_hold,
+             "sql": sql_hold}
+    rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
     for _round in range(args.rounds):  # interleaved, and the best round of each: other load on the machine
         for name, call in calls.items():  # costs every phase alike
             rounds[name].append(_timed(n // args.rounds, call))
@@ -164,9 +180,10 @@ def main() -> None:
     print(f"\n{'phase':<10}{'CPU us/req':>12}{'wall us/req':>13}{'CPU / sql':>11}{'CPU / http':>12}")
     for name, (cpu, wall) in phases.items():
         print(f"{name:<10}{cpu * 1e6:>12.0f}{wall * 1e6:>13.0f}{cpu / phases['sql'][0]:>11.2f}{cpu / phases['http'][0]:>12.2f}")
-    http, service, sql = phases["http"][0], phases["service"][0], phases["sql"][0]
-    print(f"\nsplit of the hold request's CPU: framework+DRF {(http - service) / http:.0%}, "
-          f"service Python {(service - sql) / http:.0%}, SQL (client side) {sql / http:.0%}")
+    http, stub, service, sql = (phases[name][0] for name in ("http", "http-stub", "service", "sql"))
+    print(f"\nsplit of the hold request's CPU: framework+DRF {(http - service) / http:.0%} "
+          f"(measured alone, http-stub: {stub / http:.0%}), service Python {(service - sql) / http:.0%}, "
+          f"SQL (client side) {sql / http:.0%}")
 
     if args.profile:
         profiler = cProfile.Profile(time.process_time)  # CPU, not time spent waiting on the database
