@@ -62,7 +62,8 @@ def pgbench_script(phases: list[list[tuple]], *, ids: dict[int, str], key_hash: 
         if isinstance(value, bool):
             return None
         if isinstance(value, (list, tuple)) and any(isinstance(v, int) and v in ids for v in value):
-            return "ARRAY[" + ",".join(ids.get(v, str(v)) if isinstance(v, int) else str(v) for v in value) + "]"
+            cast = "::bigint[]" if all(isinstance(v, int) for v in value) else ""  # pgbench binds variables as text
+            return "ARRAY[" + ",".join(ids.get(v, str(v)) if isinstance(v, int) else str(v) for v in value) + "]" + cast
         if isinstance(value, int) and value in ids:
             return ids[value]
         if isinstance(value, str):

@@ -52,13 +52,34 @@ def report_and_settle(gateway, generation, outcome="succeeded", usage=None, erro
 
 def test_hold_freezes_the_estimate_on_account_and_token(gateway, make_token):
     user = make_user(balance="9.50")
-    token = make_token(user)
+    token = make_token(user, quota=usd("5"))
     generation = hold(gateway, token)
     assert generation.public_id.startswith("gen-") and generation.state == "held"
     assert generation.estimated_cost == EST and generation.rate == 1
     s = wallet_statistics(user=user)
     assert (s.held, s.available) == (EST, usd("10") - EST)
     assert ApiToken.objects.get(pk=token.pk).held == EST
+    assert Generation.objects.get(pk=generation.pk).token_held
+
+
+def test_a_token_without_quota_or_budget_is_not_locked_per_request_and_still_counts_its_usage(gateway, make_token):
+    """A hot token with no limits is not the next hot row: its hold writes nothing on the token; settlement
+    counts its usage (and when it was last used) once per batch, and its held never goes below zero."""
+    user = make_user(balance="9.50")
+    token = make_token(user)
+    before = ApiToken.objects.get(pk=token.pk)
+    generation = hold(gateway, token)
+    after_hold = ApiToken.objects.get(pk=token.pk)
+    assert (after_hold.held, after_hold.used, after_hold.last_used_at) == (0, 0, before.last_used_at)
+    assert not Generation.objects.get(pk=generation.pk).token_held
+    assert wallet_statistics(user=user).held == EST  # the account still holds it
+    # A quota set while the request is in flight: its settlement lifts nothing it did not hold.
+    ApiToken.objects.filter(pk=token.pk).update(quota=usd("5"))
+    settled = report_and_settle(gateway, generation, usage=Usage(input_tokens=1000, output_tokens=100))
+    token.refresh_from_db()
+    assert (token.held, token.used) == (0, settled.final_cost) and token.last_used_at is not None
+    limited = hold(gateway, token)  # now limited: held on the token
+    assert ApiToken.objects.get(pk=token.pk).held == EST and Generation.objects.get(pk=limited.pk).token_held
 
 
 def test_report_then_settle_charges_real_usage_and_updates_everything(gateway, make_token):

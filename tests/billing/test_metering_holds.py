@@ -117,7 +117,7 @@ def test_a_zero_priced_per_token_model_still_freezes_the_minimum(gateway, make_t
 @pytest.mark.parametrize("sent", [{}, {"max_output_tokens": None}, {"max_output_tokens": 0}])
 def test_no_max_output_holds_for_the_models_default_maximum_output(gateway, make_token, sent):
     user = make_user(balance="9.50")
-    token = make_token(user)
+    token = make_token(user, quota=usd("5"))
     assert ModelPrice.objects.get(name="gpt-4o").default_max_output_tokens == 16_384  # the demo catalog's
     generation = hold(gateway, token, input_tokens=1000, **sent)
     # 1,000 x $2.50/M + 16,384 x $10/M = 0.0025 + 0.16384
@@ -176,7 +176,7 @@ def test_success_without_usage_is_charged_the_default_maximum_output(gateway, ma
 def test_minimum_hold_applies_and_settlement_charges_the_real_cost(gateway, make_token, settings):
     settings.METERING_MIN_HOLD_USD = "0.05"
     user = make_user(balance="9.50")
-    token = make_token(user)
+    token = make_token(user, quota=usd("5"))
     small = hold(gateway, token, input_tokens=10, max_output_tokens=10)  # priced at $0.000125
     assert small.estimated_cost == usd("0.05")
     assert (wallet_statistics(user=user).held, ApiToken.objects.get(pk=token.pk).held) == (usd("0.05"), usd("0.05"))

@@ -70,6 +70,7 @@ class LedgerModel(RuleBasedStateMachine):
         self.requests = {u.pk: 0 for u in self.users}
         self.hold_state = {}  # generation id -> (user pk, amount, status, settled amount, lease id or None)
         self.lease_state = {}  # lease id -> [user pk, size, used, status]
+        self.unfolded = {}  # lease id -> [amounts, spent] of its closed holds the lease has not folded yet
         self.current_lease = {}  # user pk -> the lease this thread's holds go to
         self.account_ids = {u.pk: Account.objects.get(user=u, kind="main").pk for u in self.users}
         lease_cache.forget()
@@ -128,8 +129,9 @@ class LedgerModel(RuleBasedStateMachine):
         user = self.users[who]
         lease_id = self.current_lease.get(user.pk)
         on_lease = self._open_lease(lease_id) and self.lease_state[lease_id][2] + amount <= self.lease_state[lease_id][1]
-        mine = [state for state in self.lease_state.values() if state[0] == user.pk and state[3] == "open"]
-        slack = sum(state[1] - state[2] for state in mine)
+        mine = [i for i, state in self.lease_state.items() if state[0] == user.pk and state[3] == "open"]
+        # What consolidating would free: each lease's unused part and what its closed holds did not spend.
+        slack = sum(self.lease_state[i][1] - self.lease_state[i][2] + self.unfolded[i][0] - self.unfolded[i][1] for i in mine)
         try:
             generation = meter_hold(user, amount)
         except (InsufficientBalance, AccountInDebt) as exc:
@@ -139,7 +141,10 @@ class LedgerModel(RuleBasedStateMachine):
             assert isinstance(exc, AccountInDebt) == (self.balance[user.pk] < 0)
             return None
         if not on_lease and amount > self.available(user.pk):  # placed after consolidating the leases
-            for state in mine:
+            _seen("leases consolidated")
+            for i in mine:
+                self._fold(i)
+                state = self.lease_state[i]
                 self.held[user.pk] -= state[1] - state[2]
                 state[1] = state[2]
         _seen(f"hold placed {'on a lease' if on_lease else 'on the account'}")
@@ -159,15 +164,37 @@ class LedgerModel(RuleBasedStateMachine):
         """A hold small enough to fit in a lease often."""
         return self.hold(who, amount)
 
+    @rule(target=holds, who=st.integers(0, 1), under=st.integers(0, 1))
+    def hold_the_rest(self, who, under):
+        """A hold of (nearly) everything the account and its leases' spare parts have: it fits only once
+        the leases are consolidated."""
+        pk = self.users[who].pk
+        mine = [i for i, state in self.lease_state.items() if state[0] == pk and state[3] == "open"]
+        slack = sum(self.lease_state[i][1] - self.lease_state[i][2] + self.unfolded[i][0] - self.unfolded[i][1] for i in mine)
+        amount = max(self.available(pk), 0) + slack - under
+        return self.hold(who, amount) if slack and 0 < amount <= 2_000_000_000 else None
+
     def _lift(self, pk, amount, lease_id, charged):
-        """A hold closes: on an open lease its used falls (and its size with held by what it paid);
-        otherwise (no lease, or the lease closed meanwhile) held falls by the hold."""
+        """A hold closes: in an open lease held falls by what it spent (the charge, up to the hold) and
+        nothing moves on the lease (settlement does not lock it); the lease folds it later, its used
+        falling by the hold and its size by what it spent. Otherwise (no lease, or the lease closed
+        meanwhile) held falls by the hold."""
         if self._open_lease(lease_id):
-            self.lease_state[lease_id][2] -= amount
-            self.lease_state[lease_id][1] -= charged
+            self.unfolded[lease_id][0] += amount
+            self.unfolded[lease_id][1] += charged
             self.held[pk] -= charged
         else:
             self.held[pk] -= amount
+
+    def _fold(self, lease_id):
+        """The lease's holder (or a consolidation, or its close) folds its closed holds in."""
+        amounts, spent = self.unfolded[lease_id]
+        state = self.lease_state[lease_id]
+        if amounts:
+            _seen("closed holds folded into their lease")
+        state[2] -= amounts
+        state[1] -= spent
+        self.unfolded[lease_id] = [0, 0]
 
     @rule(target=closed_holds, generation=consumes(holds), cost=small)
     def settle(self, generation, cost):
@@ -222,6 +249,7 @@ class LedgerModel(RuleBasedStateMachine):
         assert size <= self.available(pk) and state.size == size
         self.held[pk] += size
         self.lease_state[state.lease_id] = [pk, size, 0, "open"]
+        self.unfolded[state.lease_id] = [0, 0]
         lease_cache.adopt(state)
         self.current_lease[pk] = state.lease_id
         for _ in range(holds):
@@ -243,11 +271,13 @@ class LedgerModel(RuleBasedStateMachine):
         by handing the unused part back."""
         if lease_id is None:
             return
-        pk, size, used, status = self.lease_state[lease_id]
+        status = self.lease_state[lease_id][3]
         state = lease_resize(lease_id=lease_id, headroom=headroom, seconds=600)
         if status != "open":
             assert state is None
             return
+        self._fold(lease_id)
+        pk, size, used, _ = self.lease_state[lease_id]
         want = used + headroom
         if want > size:
             size += min(want - size, max(self.available(pk), 0))
@@ -271,6 +301,8 @@ class LedgerModel(RuleBasedStateMachine):
         else:
             assert lease_return(lease_id=lease_id) == (status == "open")
         if status == "open":
+            self._fold(lease_id)
+            pk, size, used, status = self.lease_state[lease_id]
             _seen(f"lease {'expired' if expired else 'returned'} with {'holds outstanding' if used else 'no holds'}")
             self.held[pk] -= size - used
             self.lease_state[lease_id][3] = "expired" if expired else "returned"
@@ -394,3 +426,4 @@ def test_ledger_matches_a_simple_model():
     )
     # The run reached the lease cases it is meant to cover.
     assert SEEN["hold placed on a lease"] and SEEN["lease expired with holds outstanding"], SEEN
+    assert SEEN["closed holds folded into their lease"] and SEEN["leases consolidated"], SEEN

@@ -152,12 +152,16 @@ class Lease(models.Model):
 
     Taking or growing a lease raises the account's `held` by its `size` with one conditional update (a
     durable hold); holds placed on it raise the lease's `used` instead of the account's `held`, so the
-    account row leaves the per-request path. Settling a hold on an open lease lowers `used` by its
-    amount and `size` (with the account's `held`) by what was charged, up to that amount. Closing a
-    lease (returned by its holder, or expired by the sweeper after `expires_at`) hands `size - used`
-    back to the account; its holds still open then count on the account directly and settle once.
-    Invariants (check_ledger): `held` = open holds not on an open lease + open leases' `size`; an open
-    lease's `used` = its open holds; `used <= size`.
+    account row leaves the per-request path. Settlement never locks a lease: it closes the hold, records
+    in `lease_spent` what it charged (up to the hold) and lowers the account's balance by the charge and
+    its `held` by that spent part. The holder *folds* its closed holds into the lease when it renews or
+    runs out of room: `used` falls by their amounts, `size` by what they spent (the rest returns to the
+    lease's free part). Closing a lease (returned by its holder, or expired by the sweeper after
+    `expires_at`) folds every hold on it and hands the rest back; its holds still open then count on the
+    account directly and settle once.
+    Invariants (check_ledger): `held` = open holds not in a lease + open leases' `size` - what the closed
+    holds still in them spent; an open lease's
+    `used` = the amounts of the holds in it (open, or closed and not yet folded); `used <= size`.
     """
 
     class Status(models.TextChoices):
@@ -189,8 +193,8 @@ class Lease(models.Model):
 
 class Hold(models.Model):
     """Credit frozen on a main account, pending settlement (TigerBeetle's pending transfer). A hold with
-    a `lease` was placed against that lease: while the lease is open it counts in the lease's `used`,
-    not in the account's `held`."""
+    a `lease` was placed against that lease: while `in_lease` it counts in the lease's `used`, not in the
+    account's `held` (until the lease folds it once closed, or the lease closes while it is open)."""
 
     class Status(models.TextChoices):
         OPEN = "open", _("Open")
@@ -200,6 +204,10 @@ class Hold(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
     lease = models.ForeignKey(Lease, on_delete=models.PROTECT, null=True, blank=True, related_name="holds")
+    in_lease = models.BooleanField(default=False, help_text="counted in its lease's used (not folded yet)")
+    lease_spent = models.BigIntegerField(
+        default=0, help_text="what settling it took from its lease (up to the hold): the lease's size falls by it when folded"
+    )
     amount = models.BigIntegerField(help_text="nanos frozen")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     expires_at = models.DateTimeField()
@@ -221,13 +229,17 @@ class Hold(models.Model):
                 condition=Q(status="settled") | Q(settled_amount__isnull=True),
                 name="wallet_hold_settled_amount_iff_settled",
             ),
+            models.CheckConstraint(
+                condition=Q(lease_spent__gte=0) & Q(lease_spent__lte=models.F("amount")), name="wallet_hold_lease_spent_within_amount"
+            ),
+            models.CheckConstraint(condition=Q(in_lease=False) | Q(lease__isnull=False), name="wallet_hold_in_lease_has_lease"),
         ]
         indexes = [
             models.Index(
                 fields=["expires_at"], condition=Q(status="open"), name="wallet_hold_open_by_deadline"
             ),
             models.Index(fields=["account"], condition=Q(status="open"), name="wallet_hold_open_by_account"),
-            models.Index(fields=["lease"], condition=Q(status="open", lease__isnull=False), name="wallet_hold_open_by_lease"),
+            models.Index(fields=["lease"], condition=Q(in_lease=True), name="wallet_hold_in_lease"),
         ]
 
     def __str__(self) -> str:

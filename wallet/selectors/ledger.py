@@ -85,10 +85,12 @@ def ledger_problems(*, limit: int = 100) -> list[str]:
 
     1. every transaction has two or more entries summing to zero;
     2. every user account's cached balance equals the sum of its entries;
-    3. every account's `held` equals its open holds not on an open lease plus its open leases' sizes;
+    3. every account's `held` equals its open holds not in a lease plus its open leases' sizes, less
+       what the closed holds still in those leases spent (settlement lowered held by it at once);
     4. no account is below zero, except a main account whose debt came from settlement;
-    5. every open lease's `used` equals its open holds (and `used <= size`, a check constraint), and a
-       hold on a lease is on the lease's account.
+    5. every open lease's `used` equals the amounts of the holds in it (open, or closed and not yet
+       folded; `used <= size` and `lease_spent <= amount` are check constraints), a hold is in a lease
+       only while that lease is open, and a hold on a lease is on the lease's account.
     """
     problems: list[str] = []
 
@@ -109,8 +111,7 @@ def ledger_problems(*, limit: int = 100) -> list[str]:
         Entry.objects.filter(account=OuterRef("pk")).values("account").annotate(s=Sum("amount")).values("s")
     )
     open_holds = (
-        Hold.objects.filter(account=OuterRef("pk"), status=Hold.Status.OPEN)
-        .filter(Q(lease__isnull=True) | ~Q(lease__status=Lease.Status.OPEN))
+        Hold.objects.filter(account=OuterRef("pk"), status=Hold.Status.OPEN, in_lease=False)
         .values("account")
         .annotate(s=Sum("amount"))
         .values("s")
@@ -118,10 +119,17 @@ def ledger_problems(*, limit: int = 100) -> list[str]:
     open_leases = (
         Lease.objects.filter(account=OuterRef("pk"), status=Lease.Status.OPEN).values("account").annotate(s=Sum("size")).values("s")
     )
+    # What the closed holds still in leases spent: settlement took it from held, their lease's size keeps
+    # it until the lease folds them.
+    spent_in_leases = (
+        Hold.objects.filter(account=OuterRef("pk"), in_lease=True).exclude(status=Hold.Status.OPEN)
+        .values("account").annotate(s=Sum("lease_spent")).values("s")
+    )
     accounts = Account.objects.exclude(kind=Account.Kind.SYSTEM).annotate(
         entries_total=Coalesce(Subquery(entry_sum, output_field=IntegerField()), Value(0)),
         holds_total=Coalesce(Subquery(open_holds, output_field=IntegerField()), Value(0))
-        + Coalesce(Subquery(open_leases, output_field=IntegerField()), Value(0)),
+        + Coalesce(Subquery(open_leases, output_field=IntegerField()), Value(0))
+        - Coalesce(Subquery(spent_in_leases, output_field=IntegerField()), Value(0)),
     )
     for account in accounts.filter(~Q(balance=F("entries_total")) | ~Q(held=F("holds_total")))[:limit]:
         if account.balance != account.entries_total:
@@ -131,17 +139,17 @@ def ledger_problems(*, limit: int = 100) -> list[str]:
         if account.held != account.holds_total:
             problems.append(
                 f"account {account.code}: held {account.held} != sum of open holds {account.holds_total}"
-                " (an open lease counts at its size, the holds placed on it in the lease)"
+                " (an open lease counts at its size less what its closed holds spent, the holds in it in the lease)"
             )
 
-    on_lease = (
-        Hold.objects.filter(lease=OuterRef("pk"), status=Hold.Status.OPEN).values("lease").annotate(s=Sum("amount")).values("s")
-    )
+    on_lease = Hold.objects.filter(lease=OuterRef("pk"), in_lease=True).values("lease").annotate(s=Sum("amount")).values("s")
     leases = Lease.objects.filter(status=Lease.Status.OPEN).annotate(
         holds_total=Coalesce(Subquery(on_lease, output_field=IntegerField()), Value(0))
     )
     for lease in leases.filter(~Q(used=F("holds_total")) | Q(used__gt=F("size")))[:limit]:
-        problems.append(f"lease {lease.pk}: used {lease.used} != its open holds {lease.holds_total} (size {lease.size})")
+        problems.append(f"lease {lease.pk}: used {lease.used} != the holds in it {lease.holds_total} (size {lease.size})")
+    stranded = Hold.objects.filter(in_lease=True).exclude(lease__status=Lease.Status.OPEN).values_list("pk", flat=True)[:limit]
+    problems += [f"hold {pk} is still counted in a lease that is closed" for pk in stranded]
     astray = Hold.objects.filter(lease__isnull=False).exclude(account=F("lease__account")).values_list("pk", flat=True)[:limit]
     problems += [f"hold {pk} is on a lease of another account" for pk in astray]
 

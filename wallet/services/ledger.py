@@ -280,10 +280,9 @@ def hold_release(*, hold_id: int, expired: bool = False) -> Hold:
         if hold.status == target or (hold.status == Hold.Status.EXPIRED and not expired):
             return hold
         raise HoldClosed(lazy_format(_("This hold is already %(status)s."), status=hold.status))
-    # Lock order: hold, lease, account. On an open lease the hold is in the lease's used, else in held.
-    if hold.lease_id is None or not Lease.objects.select_for_update().filter(pk=hold.lease_id, status=Lease.Status.OPEN).update(
-        used=F("used") - hold.amount
-    ):
+    # A hold in a lease stays counted in the lease's used until the lease folds it (spending nothing of it):
+    # the lease row is not locked here. Any other hold is in the account's held.
+    if not hold.in_lease:
         Account.objects.filter(pk=hold.account_id).update(held=F("held") - hold.amount)
     hold.status = target
     hold.closed_at = timezone.now()
@@ -295,8 +294,12 @@ def hold_release(*, hold_id: int, expired: bool = False) -> Hold:
 #
 # A lease reserves a slice of a main account's available balance as one durable hold (the account's
 # `held` rises by its `size`); holds placed on it raise the lease's `used` (billing's hot path does that
-# with one conditional UPDATE of the lease row) and never touch the account row. Lock order: hold,
-# lease (leases of one account in id order), account, token.
+# with one conditional UPDATE of the lease row) and never touch the account row. Settlement and the
+# sweeper's expiry close such a hold without locking its lease: settlement lowers the account's held by
+# what the hold spent (its `lease_spent`: the charge, up to the hold) with the balance; whoever next locks
+# the lease (its holder renewing, a consolidation, its close) folds the closed holds in, lowering the
+# lease's used by their amounts and its size by what they spent. Lock order: generation, lease (leases of one account in id order), hold, account, token:
+# nothing that holds a hold's lock ever waits for a lease.
 
 
 @dataclass(frozen=True)
@@ -349,38 +352,70 @@ def lease_take(*, account_id: int, want: int, minimum: int = 1, share: int = 1, 
     return LeaseState(lease.pk, account_id, granted, 0, lease.expires_at)
 
 
-def lease_resize(*, lease_id: int, headroom: int, share: int = 1, seconds: float, now: datetime | None = None) -> LeaseState | None:
-    """Renew an open lease: its size becomes `used + headroom` (growing takes at most available //
-    `share` from the account, shrinking hands the unused part back) and it is open for `seconds` more.
-    None if the lease is closed or past its deadline (the holder takes a new one)."""
+def lease_resize(*, lease_id: int, headroom: int, share: int = 1, seconds: float, now: datetime | None = None,
+                 shrink: bool = True) -> LeaseState | None:
+    """Renew an open lease: its closed holds are folded in, then its size becomes `used + headroom`
+    (growing takes at most available // `share` from the account, shrinking hands the unused part back;
+    with `shrink` False a lease with room to spare is left as it is, so the account row is not locked)
+    and it is open for `seconds` more. None if the lease is closed or past its deadline (the holder takes
+    a new one)."""
     now = now or timezone.now()
     with transaction.atomic():
-        lease = Lease.objects.select_for_update().filter(pk=lease_id, status=Lease.Status.OPEN, expires_at__gt=now).first()
+        lease = Lease.objects.select_for_update(no_key=True).filter(pk=lease_id, status=Lease.Status.OPEN, expires_at__gt=now).first()
         if lease is None:
             return None
+        _lease_fold(lease)
         want = lease.used + max(headroom, 0)
         if want > lease.size:
             lease.size += _grant(account_id=lease.account_id, want=want - lease.size, minimum=1, share=share)
-        elif want < lease.size:
+        elif want < lease.size and shrink:
             Account.objects.filter(pk=lease.account_id).update(held=F("held") - (lease.size - want))
             lease.size = want
         lease.expires_at = now + timedelta(seconds=seconds)
-        lease.save(update_fields=["size", "expires_at"])
+        lease.save(update_fields=["size", "used", "expires_at"])
     return LeaseState(lease.pk, lease.account_id, lease.size, lease.used, lease.expires_at)
 
 
+_FOLD_SQL = """
+UPDATE wallet_hold SET in_lease = false WHERE lease_id = %s AND in_lease{closed}
+RETURNING status = 'open', amount, lease_spent
+"""
+
+
+def _lease_fold(lease: Lease, *, closing: bool = False) -> None:
+    """Take the closed holds out of a lease the caller has locked: its `used` falls by their amounts and
+    its `size` by what they spent (settlement already took that from the account's `held`, so the account
+    row is not touched). `closing` takes every hold out, the open ones too (they count on the account
+    from then on); `used` is left at the open ones' total. One statement; a settlement that has a hold
+    locked is waited for and then seen closed (closing) or left for the next fold."""
+    closed_only = "" if closing else " AND status <> 'open'"
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_FOLD_SQL.format(closed=closed_only), [lease.pk])
+            rows = cursor.fetchall()
+    else:
+        holds = Hold.objects.select_for_update().filter(lease=lease, in_lease=True)
+        if not closing:
+            holds = holds.exclude(status=Hold.Status.OPEN)
+        rows = [(h.status == Hold.Status.OPEN, h.amount, h.lease_spent) for h in holds]
+        holds.update(in_lease=False)
+    lease.used -= sum(row[1] for row in rows if not row[0])
+    lease.size -= sum(row[2] for row in rows if not row[0])
+
+
 def _lease_close(lease: Lease, *, status: str, now: datetime) -> None:
-    """Hand the unused part back; the holds still open on it count on the account directly from now on."""
-    unused = lease.size - lease.used
-    if unused:
-        Account.objects.filter(pk=lease.account_id).update(held=F("held") - unused)
-    Lease.objects.filter(pk=lease.pk).update(status=status, closed_at=now)
+    """Fold every hold out of the lease and hand the rest back; the holds still open on it count on the
+    account directly from now on (their amounts stay in its held)."""
+    _lease_fold(lease, closing=True)  # lease.used: what stays held for the holds still open
+    if lease.size - lease.used:
+        Account.objects.filter(pk=lease.account_id).update(held=F("held") - (lease.size - lease.used))
+    Lease.objects.filter(pk=lease.pk).update(status=status, closed_at=now, size=lease.size, used=lease.used)
 
 
 @atomic_with_retry
 def lease_return(*, lease_id: int) -> bool:
     """The holder hands its lease back (its unused part returns to the account). False if already closed."""
-    lease = Lease.objects.select_for_update().filter(pk=lease_id, status=Lease.Status.OPEN).first()
+    lease = Lease.objects.select_for_update(no_key=True).filter(pk=lease_id, status=Lease.Status.OPEN).first()
     if lease is None:
         return False
     _lease_close(lease, status=Lease.Status.RETURNED, now=timezone.now())
@@ -389,7 +424,7 @@ def lease_return(*, lease_id: int) -> bool:
 
 @atomic_with_retry
 def _lease_expire(*, lease_id: int, now: datetime) -> bool:
-    lease = Lease.objects.select_for_update(skip_locked=True).filter(
+    lease = Lease.objects.select_for_update(skip_locked=True, no_key=True).filter(
         pk=lease_id, status=Lease.Status.OPEN, expires_at__lt=now
     ).first()
     if lease is None:
@@ -407,9 +442,14 @@ def leases_expire(*, now: datetime | None = None, batch: int = 1000) -> int:
 
 
 def leases_slack(*, account_id: int) -> int:
-    """The account's available balance plus the unused part of its open leases, read without locks (a
-    hint before leases_consolidate)."""
+    """The account's available balance plus what consolidating its open leases would free (their unused
+    parts, and what their closed holds did not spend), read without locks: a hint before
+    leases_consolidate."""
     slack = Lease.objects.filter(account_id=account_id, status=Lease.Status.OPEN).aggregate(s=Sum(F("size") - F("used")))["s"]
+    folded = Hold.objects.filter(lease__account_id=account_id, lease__status=Lease.Status.OPEN, in_lease=True).exclude(
+        status=Hold.Status.OPEN
+    ).aggregate(s=Sum(F("amount") - F("lease_spent")))["s"]
+    slack = (slack or 0) + (folded or 0)
     if not slack:
         return 0
     row = Account.objects.filter(pk=account_id).values_list("balance", "held").first()
@@ -424,14 +464,17 @@ def leases_consolidate(*, account_id: int) -> int:
     right now (a hold being placed on it, a settlement) is skipped: it is in use, and the next refused
     request takes its unused part."""
     leases = list(
-        Lease.objects.select_for_update(skip_locked=True).filter(account_id=account_id, status=Lease.Status.OPEN).order_by("pk")
+        Lease.objects.select_for_update(skip_locked=True, no_key=True).filter(account_id=account_id, status=Lease.Status.OPEN).order_by("pk")
     )
-    slack = [lease for lease in leases if lease.size > lease.used]
-    if not slack:
-        return 0
-    freed = sum(lease.size - lease.used for lease in slack)
-    Lease.objects.filter(pk__in=[lease.pk for lease in slack]).update(size=F("used"))
-    Account.objects.filter(pk=account_id).update(held=F("held") - freed)
+    freed = 0
+    for lease in leases:
+        before = (lease.size, lease.used)
+        _lease_fold(lease)
+        if (lease.size, lease.used) != before or lease.size > lease.used:
+            freed += lease.size - lease.used
+            Lease.objects.filter(pk=lease.pk).update(size=lease.used, used=lease.used)
+    if freed:
+        Account.objects.filter(pk=account_id).update(held=F("held") - freed)
     return freed
 
 
@@ -451,33 +494,23 @@ class AccountCharge:
 
 
 @dataclass(frozen=True)
-class LeaseLift:
-    """Settling or releasing a hold placed on a lease: if the lease is still open, its `used` falls by
-    `amount` (the hold's) and its `size` with the account's `held` by `charged` (the cost, up to
-    `amount`: what the lease's money paid); if the lease was closed, the hold counts on the account and
-    its `held` falls by `amount`. The matching AccountCharge carries no lift for this hold."""
-
-    lease_id: int
-    account_id: int
-    amount: int
-    charged: int
-
-
-@dataclass(frozen=True)
 class HoldClose:
     """How one hold closes. `status` settled: `settled` is its settled amount, and a `cost` above zero is
     charged by the posting `hold-settle:<hold id>` (the account's entry -cost, revenue's +cost). `status`
-    released: no charge (`settled` None, `cost` 0); only an open hold is released."""
+    released: no charge (`settled` None, `cost` 0); only an open hold is released. `lease_spent`: a hold
+    in an open lease, settled, records what it charged up to its amount; its AccountCharge lifts that
+    much from the account's held now, and the lease's size falls by it when the lease folds the hold."""
 
     hold_id: int
     account_id: int
     status: str
     settled: int | None
     cost: int
+    lease_spent: int = 0
 
 
 def holds_settle(*, charges: Sequence[AccountCharge], closes: Sequence[HoldClose], now: datetime,
-                 orm: bool = False, lease_lifts: Sequence[LeaseLift] = ()) -> None:
+                 orm: bool = False) -> None:
     """Write the wallet side of settling metered requests: the account rows, the settlement postings and
     the holds' close. The caller runs it in its transaction, has locked the holds (after its own rows:
     generation, then hold), and updates its own rows after it (tokens after accounts: the lock order).
@@ -485,8 +518,9 @@ def holds_settle(*, charges: Sequence[AccountCharge], closes: Sequence[HoldClose
     Each account row is updated once, in ascending id order, whatever the number of charges on it. On
     PostgreSQL one request is one statement, and a batch a fixed number of set-based statements;
     `orm` (or another database) writes the same rows through the ORM. The caller must not close a
-    hold twice: the hold's state was checked under its lock. `lease_lifts` (holds placed on leases) lock
-    their leases in id order, before the accounts, and are applied to the lease while it is open.
+    hold twice: the hold's state was checked under its lock. A hold in a lease is closed with its
+    `lease_spent` (its AccountCharge lifts just that from held): no lease is locked here, so settlement
+    never waits for a lease's holder.
     """
     assert transaction.get_connection().in_atomic_block, "holds_settle must run inside a transaction"
     merged: dict[int, list[int]] = {}
@@ -495,8 +529,6 @@ def holds_settle(*, charges: Sequence[AccountCharge], closes: Sequence[HoldClose
         row[0] += c.cost
         row[1] += c.lift
         row[2] += c.count
-    for account_id, lift in _lease_lifts_apply(lease_lifts).items():
-        merged.setdefault(account_id, [0, 0, 0])[1] += lift
     accounts = {a: v for a, v in sorted(merged.items()) if any(v)}
     revenue_id = system_account_id(SystemAccount.REVENUE)
     if orm or connection.vendor != "postgresql":
@@ -505,37 +537,6 @@ def holds_settle(*, charges: Sequence[AccountCharge], closes: Sequence[HoldClose
         _hold_settle_sql(accounts, closes[0] if closes else None, now=now, revenue_id=revenue_id)
     else:
         _holds_settle_sql(accounts, closes, now=now, revenue_id=revenue_id)
-
-
-def _lease_lifts_apply(lifts: Sequence[LeaseLift]) -> dict[int, int]:
-    """Lock the leases (id order) and lower the open ones; returns what each account's held falls by."""
-    if not lifts:
-        return {}
-    per_lease: dict[int, list[int]] = {}
-    for lift in lifts:
-        row = per_lease.setdefault(lift.lease_id, [lift.account_id, 0, 0])
-        row[1] += lift.amount
-        row[2] += lift.charged
-    ids = sorted(per_lease)
-    open_ids = set(
-        Lease.objects.select_for_update().filter(pk__in=ids, status=Lease.Status.OPEN).order_by("pk").values_list("pk", flat=True)
-    )
-    account_lift: dict[int, int] = defaultdict(int)
-    for lease_id in ids:
-        account_id, amount, charged = per_lease[lease_id]
-        account_lift[account_id] += charged if lease_id in open_ids else amount
-    live = [i for i in ids if i in open_ids]
-    if live and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE wallet_lease l SET used = l.used - v.amount, size = l.size - v.charged"
-                " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) v(id, amount, charged) WHERE l.id = v.id",
-                [live, [per_lease[i][1] for i in live], [per_lease[i][2] for i in live]],
-            )
-    else:
-        for i in live:
-            Lease.objects.filter(pk=i).update(used=F("used") - per_lease[i][1], size=F("size") - per_lease[i][2])
-    return account_lift
 
 
 _ACCOUNT_SETTLE_SQL = (
@@ -571,10 +572,10 @@ def _hold_settle_sql(accounts: dict[int, list[int]], close: HoldClose | None, *,
         )
         settlement = "(SELECT id FROM x)"
     params.update(hold_id=close.hold_id, hold_account_id=close.account_id, cost=close.cost, status=close.status,
-                  settled=close.settled)
+                  settled=close.settled, spent=close.lease_spent)
     sql = (
         f"UPDATE wallet_hold SET status = %(status)s, settled_amount = %(settled)s, settlement_id = {settlement},"
-        " closed_at = %(now)s WHERE id = %(hold_id)s"
+        " lease_spent = %(spent)s, closed_at = %(now)s WHERE id = %(hold_id)s"
     )
     with connection.cursor() as cursor:
         cursor.execute(("WITH " + ",\n     ".join(ctes) + "\n" if ctes else "") + sql, params)
@@ -586,7 +587,7 @@ def _holds_settle_sql(accounts: dict[int, list[int]], closes: Sequence[HoldClose
     with connection.cursor() as cursor:
         if accounts:
             ids = list(accounts)
-            cursor.execute("SELECT id FROM wallet_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
+            cursor.execute("SELECT id FROM wallet_account WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", [ids])
             cursor.execute(
                 "UPDATE wallet_account a SET balance = a.balance - v.cost, held = a.held - v.lift,"
                 " consumed = a.consumed + v.cost, request_count = a.request_count + v.n"
@@ -615,10 +616,11 @@ def _holds_settle_sql(accounts: dict[int, list[int]], closes: Sequence[HoldClose
             )
         if closes:
             cursor.execute(
-                "UPDATE wallet_hold h SET status = v.status, settled_amount = v.settled, settlement_id = v.txn, closed_at = %s"
-                " FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[]) v(id, status, settled, txn) WHERE h.id = v.id",
+                "UPDATE wallet_hold h SET status = v.status, settled_amount = v.settled, settlement_id = v.txn,"
+                " lease_spent = v.spent, closed_at = %s FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[],"
+                " %s::bigint[]) v(id, status, settled, txn, spent) WHERE h.id = v.id",
                 [now, [c.hold_id for c in closes], [c.status for c in closes], [c.settled for c in closes],
-                 [txn_for_hold.get(c.hold_id) for c in closes]],
+                 [txn_for_hold.get(c.hold_id) for c in closes], [c.lease_spent for c in closes]],
             )
 
 
@@ -637,5 +639,5 @@ def _holds_settle_orm(accounts: dict[int, list[int]], closes: Sequence[HoldClose
             Entry.objects.bulk_create([Entry(transaction=txn, account_id=close.account_id, amount=-close.cost),
                                        Entry(transaction=txn, account_id=revenue_id, amount=close.cost)])
         Hold.objects.filter(pk=close.hold_id).update(
-            status=close.status, settled_amount=close.settled, settlement=txn, closed_at=now
+            status=close.status, settled_amount=close.settled, settlement=txn, lease_spent=close.lease_spent, closed_at=now
         )

@@ -33,7 +33,7 @@ from synstar.i18n import lazy_format
 from synstar.money import format_usd, parse_usd
 from wallet.models import Hold
 from wallet.services.autotopup import autotopup_check
-from wallet.services.ledger import AccountCharge, HoldClose, LeaseLift, hold_refusal_error, hold_release, holds_settle, leases_expire
+from wallet.services.ledger import AccountCharge, HoldClose, hold_refusal_error, hold_release, holds_settle, leases_expire
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,8 @@ def _metering_hold(
         raise hold_refusal_error(account_id=found.account_id, amount=estimate)
     public_id = f"gen-{secrets.token_urlsafe(18)}"
     opened = _sql().token_hold_and_open(
-        est=estimate, now=now, token_id=found.token_id, account_id=found.account_id, lease_id=lease_id, deadline=deadline,
+        est=estimate, now=now, token_id=found.token_id, token_held=found.limited, account_id=found.account_id,
+        lease_id=lease_id, deadline=deadline,
         public_id=public_id,
         user_id=found.user_id, gateway_id=gateway.pk, request_id=request_id or None, model_id=found.model_id,
         group_name=found.group_name, endpoint=endpoint[:100], client_ip=client_ip or None, est_input=input_tokens,
@@ -308,42 +309,42 @@ def _settle_batch(*, limit: int, touched: list[tuple[int, int]]) -> int:
         return 0
     now = timezone.now()
     settled = [_settlement(row) for row in rows]
-    # Leases, then accounts (each locked in id order by the ledger), then tokens: the lock order of every path.
-    holds_settle(charges=[s[0] for s in settled], closes=[s[1] for s in settled if s[1] is not None], now=now,
-                 lease_lifts=[s[3] for s in settled if s[3] is not None])
+    # Accounts (locked in id order by the ledger), then tokens: the lock order of every path. No lease is
+    # locked: a hold in a lease records what it spent, and the lease's holder folds it in later.
+    holds_settle(charges=[s[0] for s in settled], closes=[s[1] for s in settled if s[1] is not None], now=now)
     sql.generations_close([s[2] for s in settled], now=now)
     sql.usage_days_add([row.generation_id for row in rows])  # the daily rollup: one upsert per batch
     _autotopup_after_commit([s[0] for s in settled])
     return len(rows)
 
 
-def _settlement(row: sql.SettleRow) -> tuple[AccountCharge, HoldClose | None, sql.GenerationClose, LeaseLift | None]:
+def _settlement(row: sql.SettleRow) -> tuple[AccountCharge, HoldClose | None, sql.GenerationClose]:
     """How a reported generation closes: its account's charge, its hold's close (none for a failed request
-    whose hold the sweeper already expired), its token's and its own, and (a hold placed on a lease) the
-    lease's lift, which the ledger applies to the lease or, once the lease is closed, to the account."""
+    whose hold the sweeper already expired), its token's and its own. A hold still in its lease lifts
+    from the account's held only what it spent (the cost, up to the hold), recorded on the hold for the
+    lease's holder to fold in later; the rest of it goes back to the lease's free part then."""
     lift = row.estimate if row.hold_open else 0
-    on_lease = row.hold_open and row.lease_id is not None
+    token_lift = lift if row.token_held else 0  # a token without limits was not held
+    in_lease = row.hold_open and row.in_lease
     failed = row.outcome == Generation.Outcome.FAILED
     if failed:
         cost, basis = 0, ""
     else:
         usage, basis = _usage_to_charge(row)
         cost = charge(row.snapshot, usage, row.rate)
-    lease = LeaseLift(row.lease_id, row.account_id, amount=lift, charged=min(cost, lift)) if row.lease_id and on_lease else None
-    account = AccountCharge(row.account_id, cost=cost, lift=0 if on_lease else lift, count=0 if failed else 1)
+    spent = min(cost, lift) if in_lease else 0
+    account = AccountCharge(row.account_id, cost=cost, lift=spent if in_lease else lift, count=0 if failed else 1)
     if failed:
         hold = HoldClose(row.hold_id, row.account_id, Hold.Status.RELEASED, None, 0) if row.hold_open else None
         return (
             account,
             hold,
-            sql.GenerationClose(row.generation_id, row.token_id, Generation.State.RELEASED, cost=0, lift=lift, basis=""),
-            lease,
+            sql.GenerationClose(row.generation_id, row.token_id, Generation.State.RELEASED, cost=0, lift=token_lift, basis=""),
         )
     return (
         account,
-        HoldClose(row.hold_id, row.account_id, Hold.Status.SETTLED, settled=cost, cost=cost),
-        sql.GenerationClose(row.generation_id, row.token_id, Generation.State.SETTLED, cost=cost, lift=lift, basis=basis),
-        lease,
+        HoldClose(row.hold_id, row.account_id, Hold.Status.SETTLED, settled=cost, cost=cost, lease_spent=spent),
+        sql.GenerationClose(row.generation_id, row.token_id, Generation.State.SETTLED, cost=cost, lift=token_lift, basis=basis),
     )
 
 
@@ -381,10 +382,9 @@ def _settle_one(generation_id: int) -> sql.SettleRow | None:
     row = _sql().settle_lock(generation_id)
     if row is None or row.state != Generation.State.REPORTED:
         return None
-    account, hold, generation, lease = _settlement(row)
+    account, hold, generation = _settlement(row)
     now = timezone.now()
-    holds_settle(charges=[account], closes=[hold] if hold else [], now=now, orm=_sql() is orm,
-                 lease_lifts=[lease] if lease else [])
+    holds_settle(charges=[account], closes=[hold] if hold else [], now=now, orm=_sql() is orm)
     _sql().generations_close([generation], now=now)
     _sql().usage_days_add([generation_id])  # the daily rollup
     _autotopup_after_commit([account])
@@ -411,7 +411,8 @@ def generation_expire(*, generation_id: int, now: datetime | None = None) -> boo
     if generation is None:
         return False
     hold_release(hold_id=generation.hold_id, expired=True)
-    ApiToken.objects.filter(pk=generation.token_id).update(held=F("held") - generation.estimated_cost)
+    if generation.token_held:
+        ApiToken.objects.filter(pk=generation.token_id).update(held=F("held") - generation.estimated_cost)
     generation.state = Generation.State.EXPIRED
     generation.expired_at = now
     generation.save(update_fields=["state", "expired_at"])

@@ -6,8 +6,10 @@ stripe), cached here as (lease id, deadline). A hold on a hot account goes:
 
 1. on the thread's lease, with one conditional UPDATE of the lease row (`sql.lease_hold`);
 2. if it does not fit, or the lease is in the last third of its life, the lease is resized in the same
-   transaction (renewed for METERING_LEASE_SECONDS, its size set to what it holds plus the headroom
-   the account's request rate needs; the unused part above that is handed back) and the hold tried again;
+   transaction: its closed holds are folded in (settlement never locks a lease: it records on the hold
+   what it spent, and the holder takes it out of the lease here), then it is renewed for
+   METERING_LEASE_SECONDS with its size set to what it holds plus the headroom the account's request
+   rate needs (the unused part above that is handed back), and the hold tried again;
 3. if the lease is gone (the sweeper expired it) a new one is taken;
 4. otherwise the caller falls back to today's path (the account row), and before refusing a hold it
    consolidates if that would make the hold fit (its transaction rolled back first, so no lock is held
@@ -141,7 +143,10 @@ def place(*, account_id: int, amount: int, now: datetime) -> tuple[int, int] | N
                 return placed
         if not enabled() or (not due and clock < entry.small_until):  # the account could not grow it just now
             return None
-        state = lease_resize(lease_id=lease_id, headroom=headroom + amount, share=SHARE, seconds=seconds, now=now)
+        # Due: renewed to fit the rate (handing back what it does not need). Full: the closed holds folded in
+        # and grown only if that is not room enough (the account row is locked only to grow).
+        state = lease_resize(lease_id=lease_id, headroom=headroom + amount, share=SHARE, seconds=seconds, now=now,
+                             shrink=due)
         _remember(account_id, stripe, state)
         if state is not None:
             placed = _on(lease_id, amount, now)

@@ -31,6 +31,7 @@ def lookup(*, key_hash: str, model: str) -> Lookup | None:
         account_id=Account.objects.filter(user_id=token.user_id, kind=Account.Kind.MAIN).values_list("pk", flat=True).first(),
         model_id=price.pk if price else None, rate=override if override is not None else group.tier.rate,
         price={c: getattr(price, c) for c in PRICE_COLUMNS} if price else {}, rpm_limit=token.rpm_limit,
+        budget=token.budget,
     )
 
 
@@ -49,14 +50,18 @@ def token_hold_and_open(**p) -> tuple[int, int] | None:
     start = period_start(period=period or "month", now=p["now"])
     period_used = Case(When(period_start__gte=start, then=F("period_used")), default=Value(0))
     budget_ok = Q(budget__isnull=True) | Q(budget_period=period, budget__gte=F("held") + p["est"] + period_used)
-    if not ApiToken.objects.filter(quota_ok, budget_ok, pk=p["token_id"]).update(held=F("held") + p["est"], last_used_at=p["now"]):
+    if p["token_held"] and not ApiToken.objects.filter(quota_ok, budget_ok, pk=p["token_id"]).update(
+        held=F("held") + p["est"], last_used_at=p["now"]
+    ):
         return None
-    hold = Hold.objects.create(account_id=p["account_id"], lease_id=p.get("lease_id"), amount=p["est"], expires_at=p["deadline"])
+    hold = Hold.objects.create(account_id=p["account_id"], lease_id=p.get("lease_id"), in_lease=p.get("lease_id") is not None,
+                               amount=p["est"], expires_at=p["deadline"])
     generation = Generation.objects.create(
         public_id=p["public_id"], user_id=p["user_id"], token_id=p["token_id"], gateway_id=p["gateway_id"],
         request_id=p["request_id"], hold=hold, model_id=p["model_id"], group_name=p["group_name"], endpoint=p["endpoint"],
         client_ip=p["client_ip"], est_input_tokens=p["est_input"], est_output_tokens=p["est_output"], est_units=p["est_units"],
         rate=p["rate"], price_snapshot=p["snapshot"], estimated_cost=p["est"], deadline=p["deadline"],
+        token_held=p["token_held"],
     )
     return generation.pk, hold.pk
 
@@ -90,6 +95,7 @@ def settle_lock(generation_id: int) -> SettleRow | None:
         snapshot=g.price_snapshot, rate=g.rate, input_tokens=g.input_tokens, output_tokens=g.output_tokens,
         cached_tokens=g.cached_tokens, units=g.units, est_input=g.est_input_tokens, est_output=g.est_output_tokens,
         est_units=g.est_units, basis=g.charge_basis, lease_id=g.hold.lease_id,
+        in_lease=g.hold.in_lease, token_held=g.token_held,
     )
 
 
@@ -98,7 +104,7 @@ def generations_close(closes: list[GenerationClose], *, now) -> None:
         token = ApiToken.objects.select_for_update().only("budget_period").get(pk=c.token_id)
         start = period_start(period=token.budget_period, now=now)
         ApiToken.objects.filter(pk=c.token_id).update(
-            held=F("held") - c.lift, used=F("used") + c.cost,
+            held=F("held") - c.lift, used=F("used") + c.cost, last_used_at=now,
             # sql.BUDGET_SETTLE_SET: the cost counts into the current period, rolled over when a new one began
             period_used=Case(When(period_start__gte=start, then=F("period_used") + c.cost), default=Value(c.cost)),
             period_start=Case(When(period_start__gt=start, then=F("period_start")), default=Value(start)),

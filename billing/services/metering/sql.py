@@ -33,7 +33,7 @@ SELECT t.id, t.user_id, t.quota, t.used, t.held, t.is_enabled, t.expires_at, t.a
        m.billing_type, m.input_per_million, m.output_per_million, m.cached_input_per_million, m.long_context_threshold,
        m.long_input_per_million, m.long_output_per_million, m.long_cached_input_per_million, m.request_price, m.unit,
        m.unit_price, m.minimum_charge, m.default_max_output_tokens,
-       t.rpm_limit
+       t.rpm_limit, t.budget
   FROM billing_apitoken t
   JOIN accounts_user u ON u.id = t.user_id
   JOIN billing_tokengroup g ON g.id = t.group_id
@@ -71,6 +71,13 @@ class Lookup:
     rate: Decimal | None
     price: dict
     rpm_limit: int | None = None
+    budget: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        """A quota or a budget: the hold raises the token's held under its row lock. A token without
+        either is not locked per request (settlement still counts its usage, once per batch)."""
+        return self.quota is not None or self.budget is not None
 
 
 def lookup(*, key_hash: str, model: str) -> Lookup | None:
@@ -80,10 +87,10 @@ def lookup(*, key_hash: str, model: str) -> Lookup | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    head, price, rpm_limit = row[:17], row[17:-1], row[-1]
+    head, price, rpm_limit, budget = row[:17], row[17:-2], row[-2], row[-1]
     allowed_models, allowed_ips = (json.loads(v) if isinstance(v, str) else v for v in (head[7], head[8]))
     return Lookup(*head[:7], allowed_models, allowed_ips, *head[9:],  # type: ignore[call-arg,misc]  # the row, in field order
-                  price=dict(zip(PRICE_COLUMNS, price)), rpm_limit=rpm_limit)
+                  price=dict(zip(PRICE_COLUMNS, price)), rpm_limit=rpm_limit, budget=budget)
 
 
 def account_hold(*, account_id: int, amount: int) -> int | None:
@@ -133,34 +140,41 @@ def _budget_params(params: dict) -> dict:
 # --- end token budgets ---
 
 
+# The hold row and the generation, from `{source}` (the token's update when it has limits, else nothing).
+HOLD_INSERTS_SQL = """
+h AS (
+    INSERT INTO wallet_hold (account_id, lease_id, in_lease, lease_spent, amount, status, expires_at, created_at)
+    SELECT %(account_id)s, %(lease_id)s, %(lease_id)s IS NOT NULL, 0, %(est)s, 'open', %(deadline)s, %(now)s {source}
+    RETURNING id)
+INSERT INTO billing_generation (
+    public_id, user_id, token_id, gateway_id, request_id, hold_id, model_id, group_name, endpoint, client_ip, state,
+    est_input_tokens, est_output_tokens, est_units, rate, price_snapshot, estimated_cost, outcome, error, charge_basis,
+    created_at, deadline, token_held)
+SELECT %(public_id)s, %(user_id)s, %(token_id)s, %(gateway_id)s, %(request_id)s, h.id, %(model_id)s, %(group_name)s,
+       %(endpoint)s, %(client_ip)s, 'held', %(est_input)s, %(est_output)s, %(est_units)s, %(rate)s, %(snapshot)s::jsonb,
+       %(est)s, '', '', '', %(now)s, %(deadline)s, %(token_held)s
+  FROM h
+RETURNING id, hold_id
+"""
+
 HOLD_SQL = """
 WITH tok AS (
     UPDATE billing_apitoken SET held = held + %(est)s, last_used_at = %(now)s
      WHERE id = %(token_id)s AND (quota IS NULL OR quota >= used + held + %(est)s)
        AND """ + BUDGET_OK.format(t="") + """
-    RETURNING id),
-h AS (
-    INSERT INTO wallet_hold (account_id, lease_id, amount, status, expires_at, created_at)
-    SELECT %(account_id)s, %(lease_id)s, %(est)s, 'open', %(deadline)s, %(now)s FROM tok
-    RETURNING id)
-INSERT INTO billing_generation (
-    public_id, user_id, token_id, gateway_id, request_id, hold_id, model_id, group_name, endpoint, client_ip, state,
-    est_input_tokens, est_output_tokens, est_units, rate, price_snapshot, estimated_cost, outcome, error, charge_basis,
-    created_at, deadline)
-SELECT %(public_id)s, %(user_id)s, %(token_id)s, %(gateway_id)s, %(request_id)s, h.id, %(model_id)s, %(group_name)s,
-       %(endpoint)s, %(client_ip)s, 'held', %(est_input)s, %(est_output)s, %(est_units)s, %(rate)s, %(snapshot)s::jsonb,
-       %(est)s, '', '', '', %(now)s, %(deadline)s
-  FROM h
-RETURNING id, hold_id
-"""
+    RETURNING id),""" + HOLD_INSERTS_SQL.format(source="FROM tok")
+
+# A token without quota or budget: its row is not locked per request (nothing of it is checked).
+HOLD_FREE_SQL = "WITH" + HOLD_INSERTS_SQL.format(source="")
 
 
 def token_hold_and_open(**params) -> tuple[int, int] | None:
-    """Raise the token's held within its quota, open the hold and the generation. (generation id, hold id)
-    or None when the token's quota or budget refuses (nothing inserted)."""
+    """Raise the token's held within its quota and budget (`token_held`: the token has either), open the
+    hold and the generation. (generation id, hold id) or None when the token's quota or budget refuses
+    (nothing inserted)."""
     params["snapshot"] = json.dumps(params["snapshot"])
     with connection.cursor() as cursor:
-        cursor.execute(HOLD_SQL, _budget_params(params))
+        cursor.execute(HOLD_SQL if params["token_held"] else HOLD_FREE_SQL, _budget_params(params))
         row = cursor.fetchone()
     return None if row is None else (row[0], row[1])
 
@@ -221,6 +235,8 @@ class SettleRow:
     est_units: Decimal
     basis: str  # set at report time when the usage was counted by the relay, not reported by an upstream
     lease_id: int | None = None  # the lease the hold was placed on
+    in_lease: bool = False  # and it still counts in that lease's used (the lease is open and has not folded it)
+    token_held: bool = True  # the hold raised the token's held (a token with a quota or budget)
 
     @classmethod
     def from_row(cls, row) -> SettleRow:
@@ -245,13 +261,13 @@ class GenerationClose:
 
 SETTLE_COLUMNS = """g.id, g.state, g.hold_id, g.expired_at IS NULL, h.account_id, g.token_id, g.estimated_cost, g.outcome,
        g.price_snapshot, g.rate, g.input_tokens, g.output_tokens, g.cached_tokens, g.units, g.est_input_tokens,
-       g.est_output_tokens, g.est_units, g.charge_basis, h.lease_id"""
+       g.est_output_tokens, g.est_units, g.charge_basis, h.lease_id, h.in_lease, g.token_held"""
 
 SETTLE_LOCK_SQL = f"""
 SELECT {SETTLE_COLUMNS}
   FROM billing_generation g JOIN wallet_hold h ON h.id = g.hold_id
  WHERE g.id = %s
-   FOR UPDATE
+   FOR NO KEY UPDATE
 """
 
 
@@ -265,7 +281,7 @@ def settle_lock(generation_id: int) -> SettleRow | None:
 
 CLOSE_SQL = """
 WITH t AS (
-    UPDATE billing_apitoken SET held = held - %(lift)s, used = used + %(cost)s,
+    UPDATE billing_apitoken SET held = held - %(lift)s, used = used + %(cost)s, last_used_at = %(now)s,
            """ + BUDGET_SETTLE_SET.format(t="", cost="%(cost)s") + """
      WHERE id = %(token_id)s)
 UPDATE billing_generation SET state = %(state)s, final_cost = %(cost)s, charge_basis = %(basis)s, closed_at = %(now)s
@@ -289,9 +305,9 @@ def generations_close(closes: list[GenerationClose], *, now) -> None:
             t[0] += c.cost
             t[1] += c.lift
         token_ids = sorted(tokens)
-        cursor.execute("SELECT id FROM billing_apitoken WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [token_ids])
+        cursor.execute("SELECT id FROM billing_apitoken WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", [token_ids])
         cursor.execute(
-            "UPDATE billing_apitoken t SET held = t.held - v.lift, used = t.used + v.cost, "
+            "UPDATE billing_apitoken t SET held = t.held - v.lift, used = t.used + v.cost, last_used_at = %(now)s, "
             + BUDGET_SETTLE_SET.format(t="t.", cost="v.cost")
             + " FROM unnest(%(ids)s::bigint[], %(costs)s::bigint[], %(lifts)s::bigint[]) v(id, cost, lift) WHERE t.id = v.id",
             _budget_params({"ids": token_ids, "costs": [tokens[t][0] for t in token_ids],
@@ -313,7 +329,7 @@ SELECT {SETTLE_COLUMNS}
  WHERE g.state = 'reported'
  ORDER BY g.id
  LIMIT %s
-   FOR UPDATE OF g, h SKIP LOCKED
+   FOR NO KEY UPDATE OF g, h SKIP LOCKED
 """
 
 
