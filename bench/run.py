@@ -321,7 +321,11 @@ def run_http(keys, fx, *, seconds: int, connections: int) -> dict:
     wrk = ensure_wrk()
     port = 8099
     workers = CORES * 2
-    server = subprocess.Popen([PY, "-m", "gunicorn", "synstar.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers), "--log-level", "warning"],
+    # Threads so the endpoint has as many requests (database sessions) in flight as pgbench has clients
+    # (`connections`): the comparison with P_hold is at the same concurrency.
+    threads = max(connections // workers, 1)
+    server = subprocess.Popen([PY, "-m", "gunicorn", "synstar.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+                               "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning"],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(ROOT / "bench" / "results" / "gunicorn.log", "w"),
                               start_new_session=True, env={**os.environ, "ALLOWED_HOSTS": "127.0.0.1,localhost"})
     try:
@@ -349,7 +353,8 @@ def run_http(keys, fx, *, seconds: int, connections: int) -> dict:
 
         floor = wrk_run("/healthz")
         holds = wrk_run("/api/v1/metering/holds", lua)
-        return {"framework_floor_rps": floor, "hold_rps": holds, "gunicorn_workers": workers, "connections": connections}
+        return {"framework_floor_rps": floor, "hold_rps": holds, "gunicorn_workers": workers, "threads": threads,
+                "connections": connections}
     finally:
         stop(server)
 

@@ -163,7 +163,7 @@ METERING_SETTLE_STALE_SECONDS = env.int("METERING_SETTLE_STALE_SECONDS", default
 GATEWAY_KEY_CACHE_SECONDS = env.int("GATEWAY_KEY_CACHE_SECONDS", default=5)
 # Leases for hot accounts (PostgreSQL; README "Leases"): on/off, a lease's life between renewals, the holds
 # per second one process must see on an account before it leases, and leases per account per process.
-METERING_LEASES = env.bool("METERING_LEASES", default=False)  # measured slower than the account row so far: README "Leases"
+METERING_LEASES = env.bool("METERING_LEASES", default=True)  # PostgreSQL only; README "Leases"
 METERING_LEASE_SECONDS = env.int("METERING_LEASE_SECONDS", default=30)
 METERING_LEASE_MIN_RATE = env.int("METERING_LEASE_MIN_RATE", default=2)
 METERING_LEASE_STRIPES = env.int("METERING_LEASE_STRIPES", default=4)
