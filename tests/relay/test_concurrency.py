@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from billing.models import Generation
+from billing.models import Channel, Generation
 from billing.relay.upstream import run_sync
 from billing.services.metering.pricing import Usage, charge
 from tests.fakes.upstream import PROMPT_TOKENS
-from tests.relay.conftest import main_account, user_with_token
+from tests.relay.conftest import main_account, relay_refresh, user_with_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,7 +65,17 @@ def _check(users_and_before: list, generations: list[Generation], n: int) -> Non
         assert account.balance == before - by_user.get(user.pk, 0)
 
 
-def test_200_concurrent_streams_on_one_hot_account(relay, upstreams, celery_worker):
+@pytest.fixture
+def patient_primary(relay):
+    """Hundreds of streams at once on two shared cores can keep the fake upstream's first byte past the
+    usual 5 s read timeout: give the primary 30 s, so only a real upstream error would reach the backup."""
+    Channel.objects.filter(name="primary").update(read_timeout=30)
+    relay_refresh()
+    return relay
+
+
+def test_200_concurrent_streams_on_one_hot_account(patient_primary, upstreams, celery_worker):
+    relay = patient_primary
     upstreams.a.reset(words=WORDS, chunk_delay=0.002)
     user, _, key = user_with_token("100")
     before = main_account(user).balance
@@ -74,7 +84,8 @@ def test_200_concurrent_streams_on_one_hot_account(relay, upstreams, celery_work
     assert upstreams.b.requests == [], "no request needed the backup channel"
 
 
-def test_1000_streams_across_100_accounts(relay, upstreams, celery_worker):
+def test_1000_streams_across_100_accounts(patient_primary, upstreams, celery_worker):
+    relay = patient_primary
     upstreams.a.reset(words=WORDS)
     upstreams.b.reset(words=WORDS)
     people = [user_with_token("20") for _ in range(100)]
