@@ -384,10 +384,10 @@ def seed_console(prefix: str, usage_rows: int, bills: int) -> int:
     psql(f"""
         INSERT INTO wallet_topuporder (order_no, user_id, method_id, provider, amount, bonus, currency, status, checkout_id,
             checkout_url, payment_id, failure_reason, refunded_amount, cash_refunded, bonus_clawed, created_at,
-            provider_error, refund_seen, refund_watermark, reconcile_checks)
+            provider_error, refund_seen, refund_watermark, reconcile_checks, source)
         SELECT 'B{prefix}' || g, {uid}, {method}, 'stripe', 10000000000, 0, 'usd',
             (ARRAY['pending','failed','cancelled'])[1 + g % 3], 'cs_' || g, '', '', '', 0, 0, 0, now() - g * interval '1 minute',
-            '', 0, 0, 0
+            '', 0, 0, 0, 'checkout'
         FROM generate_series(1, {bills}) g""", DB["name"])
     psql("ANALYZE", DB["name"])
     return uid

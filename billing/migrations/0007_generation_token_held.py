@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='generation',
             name='token_held',
-            field=models.BooleanField(default=True, help_text="The hold raised the token's held (a token with a quota or budget; one without is not locked per request)"),
+            field=models.BooleanField(db_default=True, default=True, help_text="The hold raised the token's held (a token with a quota or budget; one without is not locked per request)"),
         ),
     ]

@@ -57,7 +57,7 @@ class Generation(models.Model):
     price_snapshot = models.JSONField(help_text="The listed prices used, as charged")
     estimated_cost = models.BigIntegerField()
     token_held = models.BooleanField(
-        default=True, help_text="The hold raised the token's held (a token with a quota or budget; one without is not locked per request)"
+        default=True, db_default=True, help_text="The hold raised the token's held (a token with a quota or budget; one without is not locked per request)"
     )
     # Usage report.
     input_tokens = models.PositiveIntegerField(null=True, blank=True)

@@ -21,12 +21,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='hold',
             name='in_lease',
-            field=models.BooleanField(default=False, help_text="counted in its lease's used (not folded yet)"),
+            field=models.BooleanField(db_default=False, default=False, help_text="counted in its lease's used (not folded yet)"),
         ),
         migrations.AddField(
             model_name='hold',
             name='lease_spent',
-            field=models.BigIntegerField(default=0, help_text="what settling it took from its lease (up to the hold): the lease's size falls by it when folded"),
+            field=models.BigIntegerField(db_default=0, default=0, help_text="what settling it took from its lease (up to the hold): the lease's size falls by it when folded"),
         ),
         migrations.RunSQL(MARK_IN_LEASE, migrations.RunSQL.noop),
         migrations.AddIndex(

@@ -204,9 +204,9 @@ class Hold(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
     lease = models.ForeignKey(Lease, on_delete=models.PROTECT, null=True, blank=True, related_name="holds")
-    in_lease = models.BooleanField(default=False, help_text="counted in its lease's used (not folded yet)")
+    in_lease = models.BooleanField(default=False, db_default=False, help_text="counted in its lease's used (not folded yet)")
     lease_spent = models.BigIntegerField(
-        default=0, help_text="what settling it took from its lease (up to the hold): the lease's size falls by it when folded"
+        default=0, db_default=0, help_text="what settling it took from its lease (up to the hold): the lease's size falls by it when folded"
     )
     amount = models.BigIntegerField(help_text="nanos frozen")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
