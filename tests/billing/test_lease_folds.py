@@ -181,54 +181,52 @@ def test_many_threads_placing_settling_folding_and_closing_at_once_lose_nothing(
     charged, errors = [], []
     lock = threading.Lock()
 
+    def guarded(body):
+        """A thread's body: its failure is recorded for the test, its connection closed."""
+        def run(*args):
+            try:
+                body(*args)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+            finally:
+                connection.close()
+        return run
+
+    def repeatedly(step, pause):
+        def loop():
+            while not stop.is_set():
+                step()
+                time.sleep(pause)
+        return loop
+
     def spender(seed):
         n = 0
-        try:
-            while not stop.is_set() and n < 60:
-                n += 1
-                try:
-                    g = metering_hold(gateway=gateway, token_key=raw, model_name=MODEL, endpoint="/v1/test", units=_units(HOLD))
-                except (InsufficientBalance, AccountInDebt):
-                    continue
-                cost = usd("0.01") * ((seed + n) % 7)
-                outcome = "failed" if (seed + n) % 5 == 0 else "succeeded"
-                metering_report(gateway=gateway, public_id=g.public_id, outcome=outcome, usage=Usage(units=_units(cost)))
-                if outcome == "succeeded":
-                    with lock:
-                        charged.append(cost)
-                lease_id = Hold.objects.get(pk=g.hold_id).lease_id
-                if n % 9 == 0 and lease_id:
-                    lease_return(lease_id=lease_id)  # the holder hands it back (its cache finds it closed)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
+        while not stop.is_set() and n < 60:
+            n += 1
+            try:
+                g = metering_hold(gateway=gateway, token_key=raw, model_name=MODEL, endpoint="/v1/test", units=_units(HOLD))
+            except (InsufficientBalance, AccountInDebt):
+                continue
+            cost = usd("0.01") * ((seed + n) % 7)
+            outcome = "failed" if (seed + n) % 5 == 0 else "succeeded"
+            metering_report(gateway=gateway, public_id=g.public_id, outcome=outcome, usage=Usage(units=_units(cost)))
+            if outcome == "succeeded":
+                with lock:
+                    charged.append(cost)
+            lease_id = Hold.objects.get(pk=g.hold_id).lease_id
+            if n % 9 == 0 and lease_id:
+                lease_return(lease_id=lease_id)  # the holder hands it back (its cache finds it closed)
 
-    def settler():
-        try:
-            while not stop.is_set():
-                generations_settle_batch(limit=7)
-                time.sleep(0.005)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
+    def fold_and_sweep():
+        for lease_id in Lease.objects.filter(status="open").values_list("pk", flat=True):
+            lease_resize(lease_id=lease_id, headroom=usd("0.2"), seconds=600)
+        leases_consolidate(account_id=account.pk)
+        metering_sweep()
 
-    def folder():
-        try:
-            while not stop.is_set():
-                for lease_id in Lease.objects.filter(status="open").values_list("pk", flat=True):
-                    lease_resize(lease_id=lease_id, headroom=usd("0.2"), seconds=600)
-                leases_consolidate(account_id=account.pk)
-                metering_sweep()
-                time.sleep(0.01)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=spender, args=(i,)) for i in range(8)]
-    others = [threading.Thread(target=settler), threading.Thread(target=settler), threading.Thread(target=folder)]
+    threads = [threading.Thread(target=guarded(spender), args=(i,)) for i in range(8)]
+    settle = repeatedly(lambda: generations_settle_batch(limit=7), 0.005)
+    others = [threading.Thread(target=guarded(settle)), threading.Thread(target=guarded(settle)),
+              threading.Thread(target=guarded(repeatedly(fold_and_sweep, 0.01)))]
     for t in threads + others:
         t.start()
     for t in threads:
